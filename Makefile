@@ -1,0 +1,36 @@
+# Two commands matter: `make up` runs the whole system, `make test` runs the whole suite.
+# Both create the virtual environment on first use; nothing has to be installed by hand.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: up test lint bench-ingest clean-var help
+
+help:
+	@echo "make up     - create .venv, install, start the whole system (wall at http://127.0.0.1:8000)"
+	@echo "make test   - create .venv if needed and run the whole test suite"
+	@echo "make lint   - ruff"
+
+$(BIN)/python:
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  echo "python3-venv is missing; installing it with apt-get"; \
+	  rm -rf $(VENV); apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
+
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	@touch $@
+
+up: $(STAMP)
+	$(BIN)/ioc up
+
+# pytest exits 5 when it collected no tests: that is not a failure of the code under test.
+test: $(STAMP)
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+lint: $(STAMP)
+	$(BIN)/ruff check ioc ingest detectors feeds dashboards tests
+
+clean-var:
+	rm -rf var/

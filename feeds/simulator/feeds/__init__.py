@@ -1,0 +1,1 @@
+"""The feeds of the simulated day; importing this package registers them all."""

@@ -1,0 +1,79 @@
+"""Password hashing with Argon2id (argon2-cffi).
+
+One :class:`~argon2.PasswordHasher` with the library's default parameters (RFC 9106 "low memory":
+t=3, m=64 MiB, p=4) is used everywhere, so hashes written by the district seeding
+(``ioc.district``) and by the users API are the same kind. When the library's defaults change, old
+hashes still verify and :func:`needs_rehash` tells the login path to store a fresh one.
+
+Each verification uses 64 MiB of memory and tens of milliseconds of CPU. A burst of logins must not
+exhaust the machine, so at most :data:`MAX_CONCURRENT_HASHES` run at a time in this process; the
+others wait their turn (the login rate limit keeps that queue short).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from functools import lru_cache
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+MIN_PASSWORD_LENGTH = 10
+# Argon2 accepts anything, but hashing megabytes of "password" is a cheap denial of service.
+MAX_PASSWORD_LENGTH = 256
+MAX_CONCURRENT_HASHES = max(2, min(4, os.cpu_count() or 2))
+
+_hasher = PasswordHasher()
+_slots = threading.BoundedSemaphore(MAX_CONCURRENT_HASHES)
+
+
+def hash_password(password: str) -> str:
+    """An encoded Argon2id hash (``$argon2id$v=19$m=...``) of ``password``."""
+    with _slots:
+        return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """Whether ``password`` matches ``password_hash``; never raises for a wrong or malformed hash.
+
+    ``password_hash=None`` (a user without a password, e.g. not yet set by an admin) still costs one
+    verification against a dummy hash, so the answer takes as long as for a real user: response
+    times do not tell which user names exist.
+    """
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return False
+    target = password_hash or _dummy_hash()
+    try:
+        with _slots:
+            ok = _hasher.verify(target, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+    return ok and password_hash is not None
+
+
+def needs_rehash(password_hash: str) -> bool:
+    """Whether a stored hash was made with other parameters than today's (store a new one)."""
+    try:
+        return _hasher.check_needs_rehash(password_hash)
+    except InvalidHashError:
+        return True
+
+
+def password_problem(password: str, *, username: str | None = None) -> str | None:
+    """Why ``password`` is not acceptable for a new or reset password, or None.
+
+    Length is what matters (NIST SP 800-63B): no composition rules, but not the user name itself.
+    """
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"password must have at least {MIN_PASSWORD_LENGTH} characters"
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return f"password must have at most {MAX_PASSWORD_LENGTH} characters"
+    if username and password.strip().casefold() == username.strip().casefold():
+        return "password must not be the user name"
+    return None
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    return _hasher.hash("not a password: used to spend the same time on unknown users")

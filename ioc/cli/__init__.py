@@ -1,0 +1,1 @@
+"""The ``ioc`` command line: one entry point for every process and tool."""

@@ -1,0 +1,31 @@
+"""``ioc``: run the system, its workers and its tools.
+
+Heavy imports happen inside each command so that ``ioc --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from ioc.cli import bench, config_cmd, db_cmd
+from ioc.cli.processes import register as register_processes
+
+app = typer.Typer(
+    name="ioc",
+    help=(
+        "Intelligent Operations Center backend (Trung tâm điều hành thông minh).\n\n"
+        "Quick start: `ioc up` runs everything on embedded defaults; the wall is at http://127.0.0.1:8000.\n\n"
+        "Exit codes: 0 ok, 1 the command found problems, 2 usage error, 3 a dependency was unreachable."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(db_cmd.app, name="db")
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(bench.app, name="bench")
+register_processes(app)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

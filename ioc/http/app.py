@@ -1,0 +1,89 @@
+"""The FastAPI application factory.
+
+`create_app` only wires things together: routers come from ``ioc.http.routes``, shared state is
+built in the lifespan, the pages are static files from ``dashboards`` that talk to the API over
+HTTP and websockets only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+import ioc
+from ioc.http.routes import health
+from ioc.http.state import AppState
+from ioc.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+MAINTENANCE_INTERVAL_S = 3600.0
+STATIC_DIR = Path(__file__).resolve().parent.parent.parent / "dashboards" / "static"
+
+
+async def _maintain_forever(state: AppState) -> None:
+    """Partitions ahead and retention on the native backend; hourly, never fatal."""
+    from ioc.clock import SystemClock
+    from ioc.storage import timeseries
+
+    def run_once() -> str:
+        with state.pool.connection() as conn:
+            return timeseries.maintain(conn, SystemClock(), state.settings).summary()
+
+    while True:
+        try:
+            log.info("time-series maintenance: %s", await asyncio.to_thread(run_once))
+        except Exception:  # noqa: BLE001 - retried at the next interval
+            log.exception("time-series maintenance failed")
+        await asyncio.sleep(MAINTENANCE_INTERVAL_S)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    if not settings.database_url:
+        raise RuntimeError("IOC_DATABASE_URL is not set (use `ioc up` to run with an embedded database)")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from ioc.mqtt import MqttLink, broker_address
+        from ioc.storage.db import make_pool
+
+        pool = make_pool(settings.database_url, application_name="ioc-api")
+        pool.open(wait=False)
+        link = None
+        if settings.mqtt_url:
+            link = MqttLink(broker_address(settings.mqtt_url), client_id="")
+            link.start()
+        state = AppState(settings=settings, database_url=settings.database_url, pool=pool, mqtt=link)
+        app.state.ioc = state
+        maintenance = asyncio.create_task(_maintain_forever(state))
+        try:
+            yield
+        finally:
+            maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await maintenance
+            if link is not None:
+                link.stop()
+            pool.close()
+
+    app = FastAPI(
+        title="IOC – Trung tâm điều hành thông minh",
+        version=ioc.__version__,
+        description=(
+            "HTTP API of the Intelligent Operations Center. Health: `/healthz` (alive), `/readyz` "
+            "(database and broker reachable, migrations current), `/metrics` (Prometheus)."
+        ),
+        lifespan=lifespan,
+    )
+    app.include_router(health.router)
+    if STATIC_DIR.is_dir():
+        app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="pages")
+    return app

@@ -1,0 +1,352 @@
+"""Every error as RFC 9457 problem details (``application/problem+json``).
+
+A body always has ``type``, ``title``, ``status``, ``detail`` and ``instance`` (the request path).
+``type`` is ``about:blank`` for plain HTTP errors (unknown path, wrong method), whose ``title`` is
+the status phrase; errors this API defines have a ``type`` of the form ``/problems/<slug>`` (a URI
+reference relative to the API's origin; the slugs are listed in :data:`PROBLEM_TYPES`) and a fixed
+``title`` per type, while ``detail`` says what exactly went wrong this time.
+
+Validation errors (422) add ``errors``: one entry per problem with ``detail``, ``location`` (body,
+query, path, header, cookie), and either ``pointer`` (a JSON Pointer into the body, ``#/items/0/name``,
+as in RFC 9457's own example) or ``parameter`` (the query/path/header/cookie name). Submitted values
+are never echoed back: they may be passwords.
+
+Raise :class:`Problem` from routes and dependencies; use :func:`problem_responses` in route
+decorators so OpenAPI shows the problem schema and an example for each status.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from psycopg_pool import PoolTimeout
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+#: slug -> title. A type's title never changes between occurrences; ``detail`` carries the specifics.
+PROBLEM_TYPES: dict[str, str] = {
+    "validation-error": "The request is not valid",
+    "not-authenticated": "Authentication required",
+    "invalid-token": "Invalid or expired access token",
+    "invalid-api-key": "Invalid API key",
+    "invalid-credentials": "Invalid user name or password",
+    "account-locked": "Account temporarily locked",
+    "invalid-refresh-token": "Invalid refresh token",
+    "forbidden": "Not allowed",
+    "not-found": "Not found",
+    "conflict": "Conflict with the current state",
+    "rate-limited": "Too many requests",
+    "auth-not-configured": "Authentication is not configured",
+    "database-unavailable": "Database unavailable",
+    "internal-error": "Internal server error",
+}
+
+
+def problem_type(slug: str) -> str:
+    return f"/problems/{slug}"
+
+
+class Problem(Exception):
+    """An error answered as problem details.
+
+    ``slug`` picks the type and its title (see :data:`PROBLEM_TYPES`); ``extensions`` become extra
+    members of the body (e.g. ``retry_after_s``); ``headers`` are added to the response.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        if slug not in PROBLEM_TYPES:
+            raise ValueError(f"unknown problem type {slug!r}: add it to PROBLEM_TYPES")
+        super().__init__(detail)
+        self.status = status
+        self.slug = slug
+        self.detail = detail
+        self.headers = headers or {}
+        self.extensions = extensions
+
+
+def problem_body(
+    *, status: int, title: str, detail: str, instance: str, type_: str = "about:blank", **extensions: Any
+) -> dict[str, Any]:
+    return {"type": type_, "title": title, "status": status, "detail": detail, "instance": instance, **extensions}
+
+
+def problem_json(
+    request: Request,
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    type_: str = "about:blank",
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
+    body = problem_body(
+        status=status, title=title, detail=detail, instance=request.url.path, type_=type_, **extensions
+    )
+    return JSONResponse(jsonable_encoder(body), status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+# -- handlers ------------------------------------------------------------------------------------
+
+
+async def _handle_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Problem)
+    return problem_json(
+        request,
+        exc.status,
+        PROBLEM_TYPES[exc.slug],
+        exc.detail,
+        type_=problem_type(exc.slug),
+        headers=exc.headers,
+        **exc.extensions,
+    )
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+async def _handle_http_exception(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    title = _phrase(exc.status_code)
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    if exc.status_code == 404 and detail == title:
+        detail = f"nothing at {request.url.path}"
+    elif exc.status_code == 405 and detail == title:
+        allowed = (exc.headers or {}).get("Allow") or (exc.headers or {}).get("allow")
+        detail = f"method {request.method} is not allowed on {request.url.path}" + (
+            f"; allowed: {allowed}" if allowed else ""
+        )
+    return problem_json(request, exc.status_code, title, detail, headers=dict(exc.headers or {}))
+
+
+def _pointer(parts: tuple[Any, ...]) -> str:
+    """RFC 6901 JSON Pointer in URI-fragment form, as RFC 9457's example writes it."""
+    escaped = [str(p).replace("~", "~0").replace("/", "~1") for p in parts]
+    return "#" + "".join("/" + p for p in escaped)
+
+
+def validation_errors(errors: list[dict[str, Any]] | tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for err in errors:
+        loc = tuple(err.get("loc", ()))
+        location = str(loc[0]) if loc else "body"
+        entry: dict[str, Any] = {"detail": err.get("msg", "invalid"), "location": location}
+        if err.get("type"):
+            entry["code"] = err["type"]
+        if location == "body" or location not in ("query", "path", "header", "cookie"):
+            entry["pointer"] = _pointer(loc[1:] if loc and loc[0] == "body" else loc)
+        else:
+            entry["parameter"] = ".".join(str(p) for p in loc[1:])
+        out.append(entry)
+    return out
+
+
+def _where(entry: dict[str, Any]) -> str:
+    if "pointer" in entry:
+        return entry["pointer"][1:] or "the body"
+    return f"{entry['location']} parameter {entry['parameter']!r}"
+
+
+async def _handle_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = validation_errors(list(exc.errors()))
+    summary = "; ".join(f"{_where(e)}: {e['detail']}" for e in errors[:5])
+    if len(errors) > 5:
+        summary += f"; and {len(errors) - 5} more"
+    return problem_json(
+        request,
+        422,
+        PROBLEM_TYPES["validation-error"],
+        summary or "the request is not valid",
+        type_=problem_type("validation-error"),
+        errors=errors,
+    )
+
+
+async def _handle_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("database unavailable for %s %s: %s", request.method, request.url.path, exc)
+    return problem_json(
+        request,
+        503,
+        PROBLEM_TYPES["database-unavailable"],
+        "the database is unreachable or saturated; retry shortly",
+        type_=problem_type("database-unavailable"),
+        headers={"Retry-After": "5"},
+    )
+
+
+async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_json(
+        request,
+        500,
+        PROBLEM_TYPES["internal-error"],
+        "an unexpected error occurred; it has been logged",
+        type_=problem_type("internal-error"),
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Problem, _handle_problem)
+    app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
+    app.add_exception_handler(RequestValidationError, _handle_validation)
+    app.add_exception_handler(PoolTimeout, _handle_database_unavailable)
+    app.add_exception_handler(psycopg.OperationalError, _handle_database_unavailable)
+    app.add_exception_handler(Exception, _handle_unexpected)
+
+
+# -- OpenAPI -------------------------------------------------------------------------------------
+
+
+class ProblemDetails(BaseModel):
+    """RFC 9457 problem details."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="URI reference naming the problem type; `about:blank` for plain HTTP errors.")
+    title: str = Field(description="Short summary of the problem type; the same for every occurrence.")
+    status: int = Field(description="The HTTP status code.")
+    detail: str = Field(description="What went wrong this time, for a person to read.")
+    instance: str = Field(description="The request path that produced the problem.")
+
+
+class ValidationErrorItem(BaseModel):
+    detail: str
+    location: str = Field(description="body, query, path, header or cookie")
+    pointer: str | None = Field(default=None, description="JSON Pointer into the body, e.g. `#/items/0/name`.")
+    parameter: str | None = Field(default=None, description="Name of the query/path/header/cookie parameter.")
+    code: str | None = Field(default=None, description="Machine-readable kind of error, e.g. `missing`.")
+
+
+class ValidationProblemDetails(ProblemDetails):
+    errors: list[ValidationErrorItem]
+
+
+_EXAMPLES: dict[int, tuple[str, str]] = {
+    400: ("validation-error", "the request is not valid"),
+    401: ("not-authenticated", "send `Authorization: Bearer <access token>` or `X-API-Key: <key>`"),
+    403: ("forbidden", "role 'operator' may not do this; allowed: admin"),
+    404: ("not-found", "no such resource, or not visible to you"),
+    409: ("conflict", "a user named 'nguyenvana' already exists"),
+    429: ("rate-limited", "too many requests from 203.0.113.7; retry in 6 s"),
+    503: ("auth-not-configured", "IOC_SECRET_KEY is not set"),
+}
+
+
+def problem_responses(*statuses: int, examples: dict[int, dict[str, Any]] | None = None) -> dict[int | str, Any]:
+    """``responses=`` for a route decorator: problem+json schema and an example for each status."""
+    out: dict[int | str, Any] = {}
+    for status in statuses:
+        if status == 422:
+            out[422] = {
+                "description": "Validation error",
+                "model": ValidationProblemDetails,
+                "content": {PROBLEM_JSON: {"example": VALIDATION_EXAMPLE}},
+            }
+            continue
+        slug, detail = _EXAMPLES.get(status, ("internal-error", _phrase(status)))
+        example = (examples or {}).get(status) or problem_body(
+            status=status, title=PROBLEM_TYPES[slug], detail=detail, instance="/api/v1/...", type_=problem_type(slug)
+        )
+        out[status] = {
+            "description": _phrase(status),
+            "model": ProblemDetails,
+            "content": {PROBLEM_JSON: {"example": example}},
+        }
+    return out
+
+
+VALIDATION_EXAMPLE = problem_body(
+    status=422,
+    title=PROBLEM_TYPES["validation-error"],
+    detail="/password: Field required",
+    instance="/api/v1/auth/login",
+    type_=problem_type("validation-error"),
+    errors=[{"detail": "Field required", "location": "body", "pointer": "#/password", "code": "missing"}],
+)
+
+
+def document_problems_in_openapi(app: FastAPI) -> None:
+    """Make the generated OpenAPI tell the truth about errors for every route, including routes
+    written without :func:`problem_responses`: FastAPI's default 422 (``HTTPValidationError`` as
+    ``application/json``) is replaced by the problem+json validation schema."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in (ProblemDetails, ValidationErrorItem, ValidationProblemDetails):
+            if model.__name__ not in components:
+                model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                for name, sub in model_schema.pop("$defs", {}).items():
+                    components.setdefault(name, sub)
+                components[model.__name__] = model_schema
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                if not isinstance(operation, dict):
+                    continue
+                for status, response in operation.get("responses", {}).items():
+                    if status.isdigit() and int(status) >= 400:
+                        _move_to_problem_json(response)
+        for unused in ("HTTPValidationError", "ValidationError"):
+            if not _referenced(schema, f"#/components/schemas/{unused}"):
+                components.pop(unused, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+_PROBLEM_SCHEMAS = ("/ProblemDetails", "/ValidationProblemDetails", "/HTTPValidationError")
+
+
+def _move_to_problem_json(response: dict[str, Any]) -> None:
+    """FastAPI files every response model under application/json; errors are problem+json."""
+    content = response.get("content", {})
+    plain = content.get("application/json")
+    ref = (plain or {}).get("schema", {}).get("$ref", "")
+    if plain is None or not ref.endswith(_PROBLEM_SCHEMAS):
+        return
+    del content["application/json"]
+    target = content.setdefault(PROBLEM_JSON, {})
+    if ref.endswith("/HTTPValidationError"):
+        target["schema"] = {"$ref": "#/components/schemas/ValidationProblemDetails"}
+        target.setdefault("example", VALIDATION_EXAMPLE)
+    else:
+        target.setdefault("schema", plain["schema"])
+    for key in ("example", "examples"):
+        if key in plain:
+            target.setdefault(key, plain[key])
+
+
+def _referenced(node: Any, ref: str) -> bool:
+    if isinstance(node, dict):
+        return any(v == ref if k == "$ref" else _referenced(v, ref) for k, v in node.items())
+    if isinstance(node, list):
+        return any(_referenced(v, ref) for v in node)
+    return False

@@ -1,0 +1,97 @@
+"""The single settings object of every ioc process.
+
+Values come from the environment (prefix ``IOC_``) and an optional ``.env`` file, never from the
+repository: secrets such as passwords and signing keys must be supplied by the environment of the
+deployment. Every field is documented in README.md ("Configuration"); ``ioc settings`` prints the
+table that README reproduces, so the two cannot drift apart unnoticed (a test compares them).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Process configuration. Unset database/broker URLs mean "start the embedded ones"."""
+
+    model_config = SettingsConfigDict(env_prefix="IOC_", env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL/TimescaleDB URL, e.g. postgresql://ioc@db:5432/ioc. Unset: `ioc up` starts "
+        "an embedded PostgreSQL with its data under IOC_VAR_DIR/pg.",
+    )
+    mqtt_url: str | None = Field(
+        default=None,
+        description="MQTT 5 broker URL, mqtt://[user:password@]host:port. Unset: `ioc up` starts an embedded "
+        "broker (rumqttd through iotcore) on a free local port.",
+    )
+    mqtt_username: str | None = Field(default=None, description="Broker user name (overrides the URL's).")
+    mqtt_password: SecretStr | None = Field(default=None, description="Broker password (overrides the URL's).")
+    mqtt_topic_root: str = Field(default="ioc/v1", description="Root of the topic tree (see docs/mqtt.md).")
+    mqtt_share_group: str = Field(
+        default="ioc-ingest",
+        description="Shared-subscription group of the ingest workers: N workers split the load.",
+    )
+    district_config: Path = Field(
+        default=PROJECT_ROOT / "config" / "district.yaml",
+        description="The district configuration file (units, devices, categories, thresholds, seed users).",
+    )
+    var_dir: Path = Field(
+        default=PROJECT_ROOT / "var",
+        description="Where embedded services and media keep their data (reused by the next `make up`).",
+    )
+    http_host: str = Field(default="127.0.0.1", description="Address the HTTP API and pages listen on.")
+    http_port: int = Field(default=8000, description="Port of the HTTP API and pages.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
+    timeseries_backend: Literal["auto", "timescale", "native"] = Field(
+        default="auto",
+        description="auto: TimescaleDB when the extension is available, native partitioning otherwise.",
+    )
+    partition_premake: int = Field(
+        default=2, ge=1, description="Native backend: monthly partitions created ahead of the current month."
+    )
+    telemetry_retention_days: int = Field(default=90, ge=1, description="Retention of raw telemetry.")
+    events_retention_days: int = Field(default=730, ge=1, description="Retention of device and camera events.")
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Signing key for access tokens. Required in production; `ioc up` generates a throw-away "
+        "one under IOC_VAR_DIR when unset.",
+    )
+    simulator_seed: int = Field(default=20251, description="Seed of the feed simulator (same seed, same day).")
+    simulator_speed: float = Field(
+        default=1.0, gt=0, description="Simulated seconds per wall-clock second in `ioc simulate` (1: the live day)."
+    )
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _check_mqtt_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp") or not parts.hostname:
+            raise ValueError("expected mqtt://[user:password@]host:port")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if urlsplit(value).scheme not in ("postgresql", "postgres"):
+            raise ValueError("expected postgresql://user@host:port/database")
+        return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

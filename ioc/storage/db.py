@@ -1,0 +1,61 @@
+"""Connections to PostgreSQL.
+
+One place turns the configured URL into psycopg connections and pools, so every process (API,
+ingest, detectors, CLI) connects the same way: UTC session time zone (times are converted to
+Asia/Ho_Chi_Minh only for display), an application name that shows in ``pg_stat_activity``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+
+def _configure(conn: psycopg.Connection) -> None:
+    conn.execute("SET TIME ZONE 'UTC'")
+    conn.commit()
+
+
+def connect(url: str, *, autocommit: bool = False, application_name: str = "ioc") -> psycopg.Connection:
+    conn = psycopg.connect(url, autocommit=autocommit, application_name=application_name)
+    conn.execute("SET TIME ZONE 'UTC'")
+    if not autocommit:
+        conn.commit()
+    return conn
+
+
+def make_pool(url: str, *, min_size: int = 1, max_size: int = 8, application_name: str = "ioc") -> ConnectionPool:
+    """A connection pool; call ``.open(wait=...)`` or use as a context manager."""
+    return ConnectionPool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        kwargs={"application_name": application_name},
+        configure=_configure,
+        open=False,
+    )
+
+
+@contextmanager
+def transaction(url: str) -> Iterator[psycopg.Connection]:
+    """A short-lived connection with one transaction: for CLI commands and tests."""
+    with connect(url) as conn, conn.transaction():
+        yield conn
+
+
+def ping(url: str, timeout_s: float = 2.0) -> None:
+    """Raise if the database cannot be reached within ``timeout_s``."""
+    with psycopg.connect(url, connect_timeout=max(1, int(timeout_s)), autocommit=True) as conn:
+        conn.execute("SELECT 1")
+
+
+def with_database(url: str, database: str) -> str:
+    """``url`` pointing at another database on the same server, keeping its form (URL or key=value)."""
+    if "://" not in url:
+        return psycopg.conninfo.make_conninfo(url, dbname=database)
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + quote(database), parts.query, parts.fragment))
