@@ -126,8 +126,9 @@ def test_merged_unit_rolls_up_to_its_successor(database_url: str) -> None:
         window = (when - timedelta(hours=1), when + timedelta(hours=1))
         merged = hourly_counts(conn, "telemetry", *window, unit_ids=["xa-moi"])
         assert [(r.key["unit_id"], r.n) for r in merged] == [("xa-moi", 2)]
-        separate = hourly_counts(conn, "telemetry", *window, unit_ids=None, roll_up_units=False,
-                                 where={"kind": "sensor"})
+        separate = hourly_counts(
+            conn, "telemetry", *window, unit_ids=None, roll_up_units=False, where={"kind": "sensor"}
+        )
         assert {(r.key["unit_id"], r.n) for r in separate} >= {("xa-cu", 1), ("xa-moi", 1)}
         # The stored record keeps the unit it had.
         assert conn.execute("SELECT unit_id FROM telemetry WHERE device_id = 'd-old'").fetchone() == ("xa-cu",)

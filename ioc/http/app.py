@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 import ioc
-from ioc.http.routes import health
+from ioc.http.routes import health, live
 from ioc.http.state import AppState
 from ioc.settings import Settings, get_settings
 
@@ -61,15 +61,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.mqtt_url:
             link = MqttLink(broker_address(settings.mqtt_url), client_id="")
             link.start()
+        from ioc.hub.hub import Hub
+        from ioc.hub.listener import listen_forever
+
         state = AppState(settings=settings, database_url=settings.database_url, pool=pool, mqtt=link)
         app.state.ioc = state
-        maintenance = asyncio.create_task(_maintain_forever(state))
+        app.state.hub = Hub()
+        hub_ready = asyncio.Event()
+        app.state.hub_ready = hub_ready
+        tasks = [
+            asyncio.create_task(_maintain_forever(state)),
+            asyncio.create_task(listen_forever(settings.database_url, app.state.hub, ready=hub_ready)),
+        ]
         try:
             yield
         finally:
-            maintenance.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await maintenance
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if link is not None:
                 link.stop()
             pool.close()
@@ -84,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(health.router)
+    app.include_router(live.router)
     if STATIC_DIR.is_dir():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="pages")
     return app

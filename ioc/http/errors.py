@@ -99,9 +99,7 @@ def problem_json(
     headers: dict[str, str] | None = None,
     **extensions: Any,
 ) -> JSONResponse:
-    body = problem_body(
-        status=status, title=title, detail=detail, instance=request.url.path, type_=type_, **extensions
-    )
+    body = problem_body(status=status, title=title, detail=detail, instance=request.url.path, type_=type_, **extensions)
     return JSONResponse(jsonable_encoder(body), status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 

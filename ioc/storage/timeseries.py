@@ -424,9 +424,7 @@ def active_backend(conn: Any) -> str:
         return "native"
     has_extension = _execute(conn, "SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")
     if has_extension:
-        hyper = _execute(
-            conn, "SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = 'telemetry'"
-        )
+        hyper = _execute(conn, "SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = 'telemetry'")
         if hyper:
             return "timescale"
     return "none"

@@ -1,0 +1,72 @@
+"""The live stream: events notified in a committed transaction reach websocket clients; a slow
+client is told to resync instead of slowing the others; rolled-back events never show."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from ioc.http.app import create_app
+from ioc.hub.events import LiveEvent, TooLarge, encode, notify
+from ioc.hub.hub import Hub
+from ioc.settings import Settings
+
+
+def _wait_listening(client: TestClient) -> None:
+    deadline = time.monotonic() + 10
+    while not client.app.state.hub_ready.is_set():
+        assert time.monotonic() < deadline, "hub listener did not start"
+        time.sleep(0.05)
+
+
+def test_committed_events_reach_the_websocket_and_rolled_back_do_not(database_url: str, mqtt_url: str) -> None:
+    app = create_app(Settings(_env_file=None, database_url=database_url, mqtt_url=mqtt_url))  # type: ignore[call-arg]
+    with TestClient(app) as client, client.websocket_connect("/ws?topics=alert,presence") as ws:
+        hello = ws.receive_json()
+        assert hello["type"] == "hello" and hello["topics"] == ["alert", "presence"]
+        _wait_listening(client)
+        with psycopg.connect(database_url) as conn:
+            notify(conn, LiveEvent(topic="alert", type="alert.created", unit_id="tra-kot", data={"id": 1}))
+            conn.rollback()  # never committed: never delivered
+            notify(conn, LiveEvent(topic="kpi", type="kpi.updated"))  # not subscribed
+            notify(conn, LiveEvent(topic="presence", type="device.offline", unit_id="tra-kot", data={"id": "r1"}))
+            conn.commit()
+        message = ws.receive_json()
+        assert message["type"] == "event"
+        event = message["event"]
+        assert (event["topic"], event["type"], event["data"], message["seq"]) == (
+            "presence", "device.offline", {"id": "r1"}, 1,
+        )  # fmt: skip
+
+
+def test_unknown_topic_is_refused_with_a_reason(database_url: str, mqtt_url: str) -> None:
+    app = create_app(Settings(_env_file=None, database_url=database_url, mqtt_url=mqtt_url))  # type: ignore[call-arg]
+    with TestClient(app) as client, client.websocket_connect("/ws?topics=alerts") as ws:
+        assert ws.receive_json() == {"type": "error", "reason": "unknown topics: alerts"}
+
+
+def test_slow_client_gets_resync_and_fast_client_gets_everything() -> None:
+    async def scenario() -> None:
+        hub = Hub(queue_size=3)
+        slow = hub.subscribe()
+        fast = hub.subscribe(frozenset({"alert"}), allows_unit=lambda unit: unit == "tra-kot")
+        received = []
+        for i in range(5):
+            hub.publish(LiveEvent(topic="alert", type="alert.created", unit_id="tra-kot", data={"i": i}))
+            received.append(fast.queue.get_nowait()["event"]["data"]["i"])
+        hub.publish(LiveEvent(topic="alert", type="alert.created", unit_id="tra-ka"))  # not fast's unit
+        assert received == [0, 1, 2, 3, 4] and fast.queue.empty()
+        items = [slow.queue.get_nowait() for _ in range(slow.queue.qsize())]
+        assert items[0] == {"type": "resync", "reason": "slow_consumer", "dropped": 4}
+        assert [m["event"]["data"].get("i") for m in items[1:]] == [4, None]
+
+    asyncio.run(scenario())
+
+
+def test_oversized_event_is_refused_before_it_reaches_postgres() -> None:
+    with pytest.raises(TooLarge, match="NOTIFY limit"):
+        encode(LiveEvent(topic="camera", type="x", data={"blob": "a" * 9000}))
