@@ -1,0 +1,1 @@
+"""Alerts: one alert per cause, a recorded lifecycle, escalation; see docs/architecture.md."""
