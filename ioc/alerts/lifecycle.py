@@ -84,7 +84,8 @@ def act(
         raise InvalidAction(f"cannot {action} an alert that is {status.value} (allowed from: {allowed})")
     if action == "reopen" and dedup_key:
         newer = conn.execute(
-            "SELECT id FROM alerts WHERE dedup_key = %s AND id <> %s AND status IN ('new', 'acknowledged', 'in_progress')",
+            "SELECT id FROM alerts WHERE dedup_key = %s AND id <> %s"
+            " AND status IN ('new', 'acknowledged', 'in_progress')",
             (dedup_key, alert_id),
         ).fetchone()
         if newer:
