@@ -91,10 +91,7 @@ def _record(conn: psycopg.Connection, changes: list[Change]) -> None:
         cur.executemany(
             "INSERT INTO device_events (time, device_id, unit_id, kind, event_type, message_id, payload) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            [
-                (c.at, c.device_id, c.unit_id, c.kind, c.event_type, c.message_id, Jsonb(c.payload()))
-                for c in changes
-            ],
+            [(c.at, c.device_id, c.unit_id, c.kind, c.event_type, c.message_id, Jsonb(c.payload())) for c in changes],
         )
 
 

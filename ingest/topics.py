@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 SEGMENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 MAX_TOPIC_BYTES = 512
 
 
-class Channel(str, Enum):
+class Channel(StrEnum):
     """What a message on a device's topic is. Upstream: device -> IOC; downstream: IOC -> device."""
 
     TELEMETRY = "telemetry"  # upstream, periodic measurements

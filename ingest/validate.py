@@ -45,7 +45,6 @@ from ingest.schemas import (
     CameraEventV1,
     DossierEventV1,
     Envelope,
-    JsonCheckError,
     StatusV1,
     event_type_of,
     max_age_days,
@@ -302,9 +301,7 @@ class Validator:
             )
         return self._row(msg, topic, device, payload, text)
 
-    def _schema_rejection(
-        self, exc: ValidationError, model: type[Envelope], topic: DeviceTopic, kind: str
-    ) -> Rejected:
+    def _schema_rejection(self, exc: ValidationError, model: type[Envelope], topic: DeviceTopic, kind: str) -> Rejected:
         errors = exc.errors(include_url=False, include_input=False, include_context=False)
         schema = f"{model.__name__} ({kind}/{topic.channel.value})"
         first = errors[0] if errors else {}
@@ -315,9 +312,7 @@ class Validator:
         for e in errors:
             message = str(e.get("msg", ""))
             if e.get("type") == "finite_number" or "non-finite number" in message:
-                return Rejected(
-                    "non_finite_number", f"{_loc(e)}: NaN, Infinity or an overflowing number", kind, detail
-                )
+                return Rejected("non_finite_number", f"{_loc(e)}: NaN, Infinity or an overflowing number", kind, detail)
             if "NUL character" in message:
                 return Rejected("nul_character", f"{_loc(e)}: {clean_text(message, 300)}", kind, detail)
             if e.get("loc") == ("v",) and e.get("type") == "literal_error":
@@ -377,7 +372,9 @@ class Validator:
             except ValueError:
                 parsed = None
             if parsed is None or parsed.tzinfo is None:
-                return Rejected("schema_violation", "snapshot user property ts is not RFC 3339 with offset", device.kind)
+                return Rejected(
+                    "schema_violation", "snapshot user property ts is not RFC 3339 with offset", device.kind
+                )
             when = parsed
         relative = Path("snapshots") / device.id / f"{digest}.jpg"
         payload = json.dumps(

@@ -15,6 +15,7 @@ error: :class:`DatabaseUnavailable` tells the worker to keep the batch, reconnec
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -55,10 +56,7 @@ class TableSpec:
     def insert_sql(self) -> str:
         names = [n for n, _ in self.columns]
         select = ", ".join(self.casts.get(n, n) for n in names)
-        return (
-            f"INSERT INTO {self.name} ({', '.join(names)}) SELECT {select} FROM {self.stage} "
-            "ON CONFLICT DO NOTHING"
-        )
+        return f"INSERT INTO {self.name} ({', '.join(names)}) SELECT {select} FROM {self.stage} ON CONFLICT DO NOTHING"
 
 
 TABLES: dict[str, TableSpec] = {
@@ -169,11 +167,20 @@ class BatchWriter:
 
     def close(self) -> None:
         if self.conn is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing a broken connection must not raise
                 self.conn.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection must not raise
-                pass
         self.conn = None
+
+    def run(self, fn: Callable[[psycopg.Connection], Any]) -> Any:
+        """``fn(conn)`` in one transaction; :class:`DatabaseUnavailable` when the database fails."""
+        conn = self.ensure_connection()
+        try:
+            with conn.transaction():
+                return fn(conn)
+        except psycopg.Error as exc:
+            if self.conn is not None and (self.conn.broken or self.conn.closed):
+                self.close()
+            raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     # -- writing -------------------------------------------------------------------------------------
     def write(

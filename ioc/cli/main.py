@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from ioc.cli import bench, config_cmd, db_cmd
+from ioc.cli import bench, config_cmd, db_cmd, ingest_cmd
 from ioc.cli.processes import register as register_processes
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app.add_typer(db_cmd.app, name="db")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(bench.app, name="bench")
 register_processes(app)
+ingest_cmd.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover
