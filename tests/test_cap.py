@@ -55,7 +55,8 @@ def _text(root: etree._Element, name: str) -> str | None:
 
 
 def test_export_validates_and_chains_update_and_cancel(conn: psycopg.Connection) -> None:
-    draft = AlertDraft(kind="sensor.level", severity=Severity.SEVERE, title="Mực nước vượt mức báo động tại cầu Trà Kót",
+    title = "Mực nước vượt mức báo động tại cầu Trà Kót"
+    draft = AlertDraft(kind="sensor.level", severity=Severity.SEVERE, title=title,
                        at=T0, unit_id="cap-kot", dedup_key="wl-1", lat=15.45, lon=108.05)  # fmt: skip
     alert = raise_alerts(conn, [draft], now=T0)[0]
     first = export_alert(conn, alert.id, sender=SENDER, sender_name="IOC Bắc Trà My", now=T0)
@@ -79,7 +80,8 @@ def test_export_validates_and_chains_update_and_cancel(conn: psycopg.Connection)
 
 
 def _cap(identifier: str, msg_type: str = "Alert", *, status: str = "Actual", references: str | None = None,
-         severity: str = "Severe", headline: str = "Lũ quét trên sông Trường", polygon: str | None = None) -> bytes:  # fmt: skip
+         severity: str = "Severe", headline: str = "Lũ quét trên sông Trường",
+         polygon: str | None = None) -> bytes:  # fmt: skip
     polygon = polygon or "15.41,108.01 15.41,108.09 15.49,108.09 15.49,108.01 15.41,108.01"
     refs = f"<references>{references}</references>" if references else ""
     return f"""<?xml version="1.0" encoding="UTF-8"?>

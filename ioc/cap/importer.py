@@ -206,7 +206,7 @@ def apply_cap(conn: psycopg.Connection, message: CapMessage, xml: bytes, *, now:
         (alert_id, now, f"cap:{message.sender}", seq[2], seq[2], f"CAP Update {message.identifier}",
          Jsonb({"identifier": message.identifier})),
     )  # fmt: skip
-    notify(conn, LiveEvent(topic="alert", type="alert.updated", unit_id=seq[1], at=now,
-                           data={"id": alert_id, "seq": seq[0], "title": f["title"], "severity": f["severity"]}))  # fmt: skip
+    data = {"id": alert_id, "seq": seq[0], "title": f["title"], "severity": f["severity"]}
+    notify(conn, LiveEvent(topic="alert", type="alert.updated", unit_id=seq[1], at=now, data=data))
     _record(conn, message, xml, alert_id)
     return CapResult(alert_id, "updated", f"alert {alert_id} updated")
