@@ -29,6 +29,9 @@ up: $(STAMP)
 test: $(STAMP)
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
+bench-ingest: $(STAMP)
+	$(BIN)/ioc bench ingest --messages 20000 --workers 1 --json
+
 lint: $(STAMP)
 	$(BIN)/ruff check ioc ingest detectors feeds dashboards tests
 

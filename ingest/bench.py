@@ -129,8 +129,15 @@ def _publisher_main(url: str, root: str, n: int, offset: int, rate: float, go: A
     out.put({"started": started, "finished": finished})
 
 
-def _bare_subscriber_main(url: str, root: str, n: int, ready: Any, out: Any) -> None:
-    client, address = _client(url, f"bench-bare-{os.getpid()}")
+def _bare_subscriber_main(
+    url: str, root: str, n: int, ready: Any, out: Any, client_id: str = "", subscribe_only: bool = False
+) -> None:
+    """Count n messages (automatic PUBACK). With ``client_id``: a persistent session, so that a
+    first run with ``subscribe_only`` leaves a session that queues what is published meanwhile."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    client, address = _client(url, client_id or f"bench-bare-{os.getpid()}")
     state = {"count": 0, "first": 0.0, "last": 0.0}
 
     def on_message(client, userdata, msg) -> None:  # noqa: ANN001
@@ -145,10 +152,12 @@ def _bare_subscriber_main(url: str, root: str, n: int, ready: Any, out: Any) -> 
 
     client.on_message = on_message
     client.on_subscribe = on_subscribe
-    client.connect(address.host, address.port, keepalive=60)
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 300 if client_id else 0
+    client.connect(address.host, address.port, keepalive=60, clean_start=not client_id, properties=props)
     client.subscribe(f"{root}/#", qos=1)
     deadline = time.time() + 600
-    while state["count"] < n and time.time() < deadline:
+    while (not ready.is_set() if subscribe_only else state["count"] < n) and time.time() < deadline:
         client.loop(0.1)
     client.disconnect()
     out.put(state)
@@ -277,74 +286,135 @@ def _percentile(values: list[float], q: float) -> float:
     return values[index]
 
 
-def _end_to_end(
-    ctx: Any, db: str, url: str, root: str, n: int, workers: int, batch_size: int, rate: float, tmp: Path, shared: bool
-) -> dict[str, Any]:
-    env = dict(
-        os.environ,
-        IOC_DATABASE_URL=db,
-        IOC_MQTT_URL=url,
-        IOC_MQTT_TOPIC_ROOT=root,
-        IOC_MQTT_SHARE_GROUP="ioc-bench" if shared else "",
-        IOC_LOG_LEVEL="WARNING",
-        IOC_VAR_DIR=str(tmp / "var"),
-    )
-    procs: list[subprocess.Popen] = []
-    traces = [tmp / f"trace-{k}.txt" for k in range(workers)]
-    try:
-        for k in range(workers):
-            ready = tmp / f"ready-{k}"
+class _Workers:
+    """K ``python -m ingest`` processes with stable client ids, commit traces and ready files."""
+
+    def __init__(self, db: str, url: str, root: str, k: int, batch_size: int, tmp: Path, shared: bool) -> None:
+        self.env = dict(
+            os.environ,
+            IOC_DATABASE_URL=db,
+            IOC_MQTT_URL=url,
+            IOC_MQTT_TOPIC_ROOT=root,
+            IOC_MQTT_SHARE_GROUP="ioc-bench" if shared else "",
+            IOC_LOG_LEVEL="WARNING",
+            IOC_VAR_DIR=str(tmp / "var"),
+        )
+        tag = secrets.token_hex(3)
+        self.ids = [f"ioc-bench-{tag}-{i}" for i in range(k)]
+        self.batch_size = batch_size
+        self.tmp = tmp
+        self.procs: list[subprocess.Popen] = []
+        self.traces: list[Path] = []
+        self.runs = 0
+
+    def start(self) -> None:
+        self.runs += 1
+        for i, client_id in enumerate(self.ids):
+            ready = self.tmp / f"ready-{client_id}-{self.runs}"
+            trace = self.tmp / f"trace-{client_id}-{self.runs}.txt"
+            self.traces.append(trace)
             cmd = [
-                sys.executable, "-m", "ingest", "--client-id", f"ioc-bench-{secrets.token_hex(3)}-{k}",
-                "--batch-size", str(batch_size), "--session-expiry", "60",
-                "--ready-file", str(ready), "--commit-trace", str(traces[k]),
+                sys.executable, "-m", "ingest", "--client-id", client_id, "--batch-size", str(self.batch_size),
+                "--session-expiry", "300", "--ready-file", str(ready), "--commit-trace", str(trace),
             ]  # fmt: skip
-            procs.append(subprocess.Popen(cmd, cwd=ROOT_DIR, env=env))
+            self.procs.append(subprocess.Popen(cmd, cwd=ROOT_DIR, env=self.env))
             deadline = time.time() + 60
             while not ready.exists():
-                if procs[-1].poll() is not None or time.time() > deadline:
-                    raise ConnectionError("an ingest worker did not start (see its log above)")
+                if self.procs[-1].poll() is not None or time.time() > deadline:
+                    raise ConnectionError(f"ingest worker {i} did not start (see its log above)")
                 time.sleep(0.02)
-        pub, go, pub_out = _start_publisher(ctx, url, root, n, 10**7, rate)
-        go.set()
-        published = pub_out.get(timeout=600)
-        pub.join(10)
-        last_count, last_change = -1, time.time()
-        while True:
-            stored = _stored(db)
-            if stored >= n:
-                break
-            if stored != last_count:
-                last_count, last_change = stored, time.time()
-            elif time.time() - last_change > 15:
-                break  # no progress: report what was stored
-            time.sleep(0.02)
-    finally:
-        for proc in procs:
+
+    def stop(self) -> None:
+        for proc in self.procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        for proc in procs:
+        for proc in self.procs:
             try:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    latencies: list[float] = []
-    last_commit = 0.0
-    for trace in traces:
-        if not trace.exists():
-            continue
-        for line in trace.read_text().splitlines():
-            parts = line.split()
-            commit = float(parts[0])
-            last_commit = max(last_commit, commit)
-            latencies.extend((commit - float(ts)) * 1000.0 for ts in parts[1:])
-    stored = _stored(db)
-    return {
-        "published": published,
-        "stored": stored,
-        "last_commit": last_commit,
-        "latencies_ms": latencies,
-    }
+        self.procs = []
+
+    def commits(self) -> list[tuple[float, list[float]]]:
+        """(commit time, [ts of each telemetry row]) of every traced commit so far."""
+        out = []
+        for trace in self.traces:
+            if trace.exists():
+                for line in trace.read_text().splitlines():
+                    parts = line.split()
+                    out.append((float(parts[0]), [float(t) for t in parts[1:]]))
+        self.traces = []
+        return sorted(out)
+
+
+def _wait_stored(db: str, target: int) -> int:
+    last_count, last_change = -1, time.time()
+    while True:
+        stored = _stored(db)
+        if stored >= target:
+            return stored
+        if stored != last_count:
+            last_count, last_change = stored, time.time()
+        elif time.time() - last_change > 15:
+            return stored  # no progress: report what was stored
+        time.sleep(0.02)
+
+
+def _end_to_end(ctx: Any, db: str, url: str, workers: _Workers, root: str, n: int, rate: float) -> dict[str, Any]:
+    """Workers running, publisher sending: rate from first publish to last commit, per-message latency."""
+    workers.start()
+    try:
+        pub, go, pub_out = _start_publisher(ctx, url, root, n, 10**7, rate)
+        go.set()
+        published = pub_out.get(timeout=600)
+        pub.join(10)
+        stored = _wait_stored(db, n)
+    finally:
+        workers.stop()
+    commits = workers.commits()
+    latencies = [(commit - ts) * 1000.0 for commit, stamps in commits for ts in stamps]
+    last_commit = commits[-1][0] if commits else time.time()
+    return {"published": published, "stored": stored, "last_commit": last_commit, "latencies_ms": latencies}
+
+
+def _drain(ctx: Any, db: str, url: str, workers: _Workers, root: str, n: int, before: int) -> tuple[float, int]:
+    """N messages queued for the workers' sessions while they are stopped, then drained: msg/s from
+    the first commit to the last (the consumer's limit, without a publisher competing for CPU)."""
+    pub, go, pub_out = _start_publisher(ctx, url, root, n, 2 * 10**7, 0.0)
+    go.set()
+    pub_out.get(timeout=600)
+    pub.join(10)
+    workers.start()
+    try:
+        stored = _wait_stored(db, before + n) - before
+    finally:
+        workers.stop()
+    commits = workers.commits()
+    if len(commits) < 2:
+        return float("nan"), stored
+    first_time, first_rows = commits[0]
+    return (stored - len(first_rows)) / max(1e-9, commits[-1][0] - first_time), stored
+
+
+def _bare_drain(ctx: Any, url: str, root: str, n: int) -> float:
+    client_id = f"bench-bare-drain-{secrets.token_hex(3)}"
+    ready, out = ctx.Event(), ctx.Queue()
+    sub = ctx.Process(target=_bare_subscriber_main, args=(url, root, n, ready, out, client_id, True), daemon=True)
+    sub.start()
+    out.get(timeout=60)
+    sub.join(10)
+    pub, go, pub_out = _start_publisher(ctx, url, root, n, 0, 0.0)
+    go.set()
+    pub_out.get(timeout=600)
+    pub.join(10)
+    ready2, out2 = ctx.Event(), ctx.Queue()
+    sub = ctx.Process(target=_bare_subscriber_main, args=(url, root, n, ready2, out2, client_id), daemon=True)
+    sub.start()
+    state = out2.get(timeout=600)
+    sub.join(10)
+    if state["count"] < n:
+        raise RuntimeError(f"bare subscriber drained {state['count']} of {n} messages: the broker dropped some")
+    return (n - 1) / max(1e-9, state["last"] - state["first"])
 
 
 def run_bench(
@@ -355,9 +425,11 @@ def run_bench(
     batch_size: int = 1000,
     rate: float = 0.0,
     prefer_mosquitto: bool = True,
+    drain: bool = True,
 ) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
-    with _Stack() as stack, tempfile.TemporaryDirectory(prefix="ioc-bench-") as tmpdir:
+    # The directory outlives the stack: the embedded servers in it stop before it is removed.
+    with tempfile.TemporaryDirectory(prefix="ioc-bench-") as tmpdir, _Stack() as stack:
         tmp = Path(tmpdir)
         try:
             admin_url, db_kind = _server(settings, stack, tmp)
@@ -374,7 +446,14 @@ def run_bench(
         copy_rate = _copy_baseline(db, messages)
         bare_rate, bare_pub = _bare_baseline(ctx, broker_url, f"bench{tag}a/v1", messages, rate)
         shared = workers > 1 or "rumqttd" not in broker_kind
-        e2e = _end_to_end(ctx, db, broker_url, f"bench{tag}e/v1", messages, workers, batch_size, rate, tmp, shared)
+        root = f"bench{tag}e/v1"
+        pool = _Workers(db, broker_url, root, workers, batch_size, tmp, shared)
+        e2e = _end_to_end(ctx, db, broker_url, pool, root, messages, rate)
+        drain_rate = drain_stored = None
+        bare_drain_rate = None
+        if drain:
+            bare_drain_rate = _bare_drain(ctx, broker_url, f"bench{tag}b/v1", messages)
+            drain_rate, drain_stored = _drain(ctx, db, broker_url, pool, root, messages, e2e["stored"])
     published = e2e["published"]
     elapsed = (e2e["last_commit"] or time.time()) - published["started"]
     committed_rate = e2e["stored"] / elapsed if elapsed > 0 else 0.0
@@ -399,9 +478,20 @@ def run_bench(
         "ratio_to_bare_subscriber": round(committed_rate / bare_rate, 3) if bare_rate else None,
         "ratio_to_copy": round(committed_rate / copy_rate, 4) if copy_rate else None,
         "stored_messages": e2e["stored"],
-        "lost_messages": messages - e2e["stored"],
+        "lost_messages": messages - e2e["stored"] + (messages - drain_stored if drain_stored is not None else 0),
         "end_to_end_s": round(elapsed, 3),
+        # Drain: the same N messages queued while the consumers are stopped, then consumed with no
+        # publisher running (the consumers' own limit on this machine).
+        "drain_committed_msgs_per_s": _round(drain_rate, 1),
+        "drain_bare_subscriber_msgs_per_s": _round(bare_drain_rate, 1),
+        "drain_ratio_to_bare_subscriber": _round(drain_rate / bare_drain_rate, 3)
+        if drain_rate and bare_drain_rate
+        else None,
     }
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None or value != value else round(value, digits)
 
 
 def main() -> None:  # pragma: no cover - `python -m ingest.bench N K`

@@ -28,9 +28,7 @@ max_queued_bytes 0
 max_inflight_messages {max_inflight}
 max_packet_size 16777216
 log_dest file {data_dir}/mosquitto.log
-log_type error
-log_type warning
-{user}"""
+{log_types}{user}"""
 
 
 def mosquitto_binary() -> str | None:
@@ -48,7 +46,16 @@ def _free_port() -> int:
 class MosquittoProcess:
     """``mosquitto -c <conf>`` in a child process; ``url`` is ``mqtt://127.0.0.1:<port>``."""
 
-    def __init__(self, data_dir: Path, *, port: int = 0, max_inflight: int = 1000, persistence: bool = False) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int = 0,
+        max_inflight: int = 1000,
+        persistence: bool = False,
+        log_types: tuple[str, ...] = ("error", "warning"),
+    ) -> None:
+        self.log_types = log_types
         self.data_dir = Path(data_dir)
         self.port = port or _free_port()
         self.max_inflight = max_inflight
@@ -71,6 +78,7 @@ class MosquittoProcess:
                 data_dir=self.data_dir,
                 max_inflight=self.max_inflight,
                 persistence="true" if self.persistence else "false",
+                log_types="".join(f"log_type {t}\n" for t in self.log_types),
                 # run as root, Mosquitto drops to user "mosquitto", who cannot write our temporary directory
                 user="user root\n" if os.geteuid() == 0 else "",
             )

@@ -39,7 +39,8 @@ class Settings(BaseSettings):
     mqtt_topic_root: str = Field(default="ioc/v1", description="Root of the topic tree (see docs/mqtt.md).")
     mqtt_share_group: str = Field(
         default="ioc-ingest",
-        description="Shared-subscription group of the ingest workers: N workers split the load.",
+        description="Shared-subscription group of the ingest workers: N workers split the load. Empty: an "
+        "exclusive subscription (one worker; `ioc up` does this on the embedded broker).",
     )
     district_config: Path = Field(
         default=PROJECT_ROOT / "config" / "district.yaml",
@@ -65,6 +66,14 @@ class Settings(BaseSettings):
         default=None,
         description="Signing key for access tokens. Required in production; `ioc up` generates a throw-away "
         "one under IOC_VAR_DIR when unset.",
+    )
+    cap_sender: str = Field(
+        default="ioc@localhost",
+        pattern=r"^[^\s,<&]+$",
+        description="CAP 1.2 `sender` of exported alerts (no spaces or commas), e.g. ioc@bactramy.quangnam.gov.vn.",
+    )
+    cap_sender_name: str = Field(
+        default="Trung tâm điều hành thông minh", description="CAP 1.2 `senderName` of exported alerts."
     )
     simulator_seed: int = Field(default=20251, description="Seed of the feed simulator (same seed, same day).")
     simulator_speed: float = Field(

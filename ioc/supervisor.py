@@ -84,6 +84,10 @@ class Supervisor:
             mqtt_url, broker = self._broker()
             self._prepare(database_url)
             env = self._child_env(database_url, mqtt_url)
+            if broker is not None:
+                # The embedded rumqttd panics when a shared subscriber disconnects holding unacked
+                # messages (docs/broker.md): its single ingest worker subscribes exclusively.
+                env["IOC_MQTT_SHARE_GROUP"] = ""
             self._children = [Child(spec) for spec in self.services if spec.enabled(self.settings)]
             for child in self._children:
                 self._start(child, env)
@@ -107,7 +111,9 @@ class Supervisor:
         from ioc.embedded.postgres import EmbeddedPostgres
         from ioc.runtime import EMBEDDED_DATABASE
 
-        log.info("IOC_DATABASE_URL is unset: starting the embedded PostgreSQL (data in %s)", self.settings.var_dir / "pg")
+        log.info(
+            "IOC_DATABASE_URL is unset: starting the embedded PostgreSQL (data in %s)", self.settings.var_dir / "pg"
+        )
         server = EmbeddedPostgres(self.settings.var_dir / "pg").start()
         return server.ensure_database(EMBEDDED_DATABASE), server
 

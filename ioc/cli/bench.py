@@ -10,3 +10,7 @@ from __future__ import annotations
 import typer
 
 app = typer.Typer(help="Benchmarks: one JSON line each, baselines measured in the same run.", no_args_is_help=True)
+
+from ioc.cli.ingest_cmd import bench_ingest  # noqa: E402
+
+app.command("ingest")(bench_ingest)
