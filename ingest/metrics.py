@@ -51,3 +51,6 @@ DB_UP = Gauge("ioc_ingest_database_up", "1 while the worker's database connectio
 MQTT_UP = Gauge("ioc_ingest_broker_connected", "1 while the worker is connected to the broker")
 DB_RETRIES = Counter("ioc_ingest_database_retries_total", "Batches retried because the database was unavailable")
 PRESENCE_CHANGES = Counter("ioc_ingest_presence_changes_total", "Device presence changes", ["state", "reason"])
+ALERT_FAILURES = Counter(
+    "ioc_ingest_alert_failures_total", "Batches whose alerts could not be raised (the messages were stored)"
+)

@@ -86,6 +86,7 @@ class Accepted:
     status_reason: str | None = None
     status_info: dict[str, Any] | None = None
     snapshot: tuple[Path, bytes] | None = None
+    payload: Any = None  # the validated payload model: what the alert rules read
 
 
 @dataclass(slots=True)
@@ -349,7 +350,7 @@ class Validator:
         else:
             event_type = event_type_of(payload, topic.channel)
             values = (ts, device.id, device.unit_id, device.kind, event_type, payload.id, text, msg.received_at)
-        accepted = Accepted(table, values, device.id, device.unit_id, device.kind)
+        accepted = Accepted(table, values, device.id, device.unit_id, device.kind, payload=payload)
         if isinstance(payload, StatusV1):
             accepted.status_state = payload.state
             accepted.status_reason = payload.reason

@@ -55,6 +55,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingest import metrics
+from ingest.alerting import AlertFeed
 from ingest.presence import Change, Signal, apply_signals, expire_silent
 from ingest.topics import subscription
 from ingest.validate import (
@@ -67,7 +68,7 @@ from ingest.validate import (
     dead_letter_payload,
     load_devices,
 )
-from ingest.writer import BatchWriter, DatabaseUnavailable, DeadLetter
+from ingest.writer import BatchWriter, DatabaseUnavailable, DeadLetter, WriteResult
 from ioc.clock import Clock, SystemClock
 from ioc.mqtt import BrokerAddress
 
@@ -100,6 +101,7 @@ class WorkerConfig:
     media_root: Path | None = None
     ready_file: Path | None = None  # touched once the subscription is acknowledged (tests, bench)
     commit_trace: Path | None = None  # bench: one line per commit, "<commit epoch> <ts epoch>..." of telemetry
+    alert_rules: Path | None = None  # config/alert-rules.yaml: alerts raised in the batch's transaction
 
 
 def config_from_settings(settings: Any, **overrides: Any) -> WorkerConfig:
@@ -116,6 +118,7 @@ def config_from_settings(settings: Any, **overrides: Any) -> WorkerConfig:
         "telemetry_retention_days": settings.telemetry_retention_days,
         "events_retention_days": settings.events_retention_days,
         "media_root": Path(settings.var_dir) / "media",
+        "alert_rules": Path(settings.alert_rules) if settings.alert_rules else None,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     return WorkerConfig(**values)
@@ -219,6 +222,7 @@ class Worker:
         self._directory_failed = False
         self._trace = None
         self.stats = Counter()  # stored, duplicates, dead_lettered, ignored, batches, acked
+        self.alerts = AlertFeed.from_file(config.alert_rules) if config.alert_rules else None
         self.client = self._make_client()
 
     # -- database ----------------------------------------------------------------------------------
@@ -484,10 +488,13 @@ class Worker:
         kinds: Counter[tuple[str, str]] = Counter()
         refusals: Counter[tuple[str, str]] = Counter()
         unknown_devices = 0
+        candidates: list[Accepted] = []  # accepted messages an alert rule may care about
         for index, msg in enumerate(batch):
             verdict = self.validator.validate(msg)
             if isinstance(verdict, Accepted):
                 rows.setdefault(verdict.table, []).append((index, verdict.values))
+                if self.alerts is not None and self.alerts.wants(verdict):
+                    candidates.append(verdict)
                 kinds[(verdict.kind, verdict.table)] += 1
                 outcome.accepted += 1
                 if verdict.status_state is not None:
@@ -523,10 +530,12 @@ class Worker:
         flush = time.monotonic() >= self._next_flush
         touched = dict(self._touched) if flush else {}
 
-        def presence(conn: psycopg.Connection) -> list[Change]:
+        def presence(conn: psycopg.Connection, result: WriteResult) -> list[Change]:
             pending = list(signals.values())
             pending += [Signal(d, t, "online", "message") for d, t in touched.items() if d not in signals]
-            return apply_signals(conn, pending)
+            changes = apply_signals(conn, pending)
+            self._raise_alerts(conn, candidates, result.stored, changes)
+            return changes
 
         def refused(key: int, reason: str, detail: dict[str, Any]) -> DeadLetter:
             return self._dead_letter(batch[key], reason, {"code": "db_rejected", **detail})
@@ -601,8 +610,14 @@ class Worker:
         if now < self._next_expiry:
             return
         self._next_expiry = now + self.config.presence_check_s
+
+        def expire(conn: psycopg.Connection) -> list[Change]:
+            changes = expire_silent(conn, self.clock.now())
+            self._raise_alerts(conn, [], {}, changes)
+            return changes
+
         try:
-            changes = self.writer.run(lambda conn: expire_silent(conn, self.clock.now()))
+            changes = self.writer.run(expire)
         except DatabaseUnavailable as exc:
             log.debug("presence check skipped: %s", exc)
             return
@@ -610,6 +625,25 @@ class Worker:
             self._online.discard(change.device_id)
             self._touched.pop(change.device_id, None)
         self._publish_changes(changes)
+
+    def _raise_alerts(
+        self,
+        conn: psycopg.Connection,
+        candidates: list[Accepted],
+        stored: dict[str, set[tuple[str, str]]],
+        changes: list[Change],
+    ) -> None:
+        """Alerts for the batch, in its transaction; a failing rule never costs the batch itself."""
+        if self.alerts is None or not (candidates or changes):
+            return
+        try:
+            with conn.transaction():  # savepoint: an alert bug rolls back only the alerts
+                self.alerts.apply(conn, candidates, stored, changes, self.clock.now())
+        except psycopg.OperationalError:
+            raise  # the database is gone: the whole batch is retried
+        except Exception:  # noqa: BLE001 - logged and counted; the data is stored regardless
+            metrics.ALERT_FAILURES.inc()
+            log.exception("raising alerts for a batch failed; its messages are stored without alerts")
 
     def _publish_changes(self, changes: list[Change]) -> None:
         for change in changes:

@@ -56,7 +56,10 @@ class TableSpec:
     def insert_sql(self) -> str:
         names = [n for n, _ in self.columns]
         select = ", ".join(self.casts.get(n, n) for n in names)
-        return f"INSERT INTO {self.name} ({', '.join(names)}) SELECT {select} FROM {self.stage} ON CONFLICT DO NOTHING"
+        return (
+            f"INSERT INTO {self.name} ({', '.join(names)}) SELECT {select} FROM {self.stage} "
+            f"ON CONFLICT DO NOTHING RETURNING {names[1]}, message_id"
+        )
 
 
 TABLES: dict[str, TableSpec] = {
@@ -124,6 +127,9 @@ class DeadLetter:
 @dataclass
 class WriteResult:
     inserted: dict[str, int] = field(default_factory=dict)  # table -> rows newly stored
+    # table -> (device or dossier id, message id) of the rows newly stored: a redelivered message is
+    # not in it, so what follows from a message (an alert) happens once.
+    stored: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
     rejected: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)  # (row key, reason, detail)
     commit_s: float = 0.0
 
@@ -189,9 +195,9 @@ class BatchWriter:
         dead_letters: Sequence[DeadLetter],
         *,
         refused: Callable[[int, str, dict[str, Any]], DeadLetter],
-        extra: Callable[[psycopg.Connection], Any] | None = None,
+        extra: Callable[[psycopg.Connection, WriteResult], Any] | None = None,
     ) -> tuple[WriteResult, Any]:
-        """Store ``rows`` (table -> [(key, values)]), ``dead_letters`` and whatever ``extra(conn)`` writes,
+        """Store ``rows`` (table -> [(key, values)]), ``dead_letters`` and whatever ``extra(conn, result)`` writes,
         in one transaction. A row PostgreSQL refuses is dead-lettered through ``refused(key, reason,
         detail)`` and listed in ``result.rejected``. Raises :class:`DatabaseUnavailable`: nothing was
         committed, the caller retries the same batch later."""
@@ -204,7 +210,7 @@ class BatchWriter:
                     if table_rows:
                         spec = TABLES[table]
                         result.inserted[table] = self._store(conn, spec, table_rows, result)
-                extra_result = extra(conn) if extra is not None else None
+                extra_result = extra(conn, result) if extra is not None else None
                 letters = list(dead_letters)
                 letters.extend(refused(key, reason, detail) for key, reason, detail in result.rejected)
                 self._dead_letters(conn, letters)
@@ -215,7 +221,9 @@ class BatchWriter:
                 self.close()
             raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
-    def _copy_insert(self, conn: psycopg.Connection, spec: TableSpec, rows: Sequence[tuple[int, tuple]]) -> int:
+    def _copy_insert(
+        self, conn: psycopg.Connection, spec: TableSpec, rows: Sequence[tuple[int, tuple]], result: WriteResult
+    ) -> int:
         with conn.cursor() as cur:
             with cur.copy(spec.copy_sql()) as copy:
                 copy.set_types(spec.copy_types)
@@ -223,14 +231,16 @@ class BatchWriter:
                 for _, values in rows:
                     write_row(values)
             cur.execute(spec.insert_sql())
-            return cur.rowcount
+            keys = cur.fetchall()
+        result.stored.setdefault(spec.name, set()).update(keys)
+        return len(keys)
 
     def _store(
         self, conn: psycopg.Connection, spec: TableSpec, rows: list[tuple[int, tuple]], result: WriteResult
     ) -> int:
         try:
             with conn.transaction():  # savepoint
-                return self._copy_insert(conn, spec, rows)
+                return self._copy_insert(conn, spec, rows, result)
         except psycopg.Error as exc:
             if not is_row_error(exc):
                 raise
@@ -250,7 +260,7 @@ class BatchWriter:
                 continue
             try:
                 with conn.transaction():
-                    inserted += self._copy_insert(conn, spec, part)
+                    inserted += self._copy_insert(conn, spec, part, result)
                     conn.execute(f"TRUNCATE {spec.stage}")
             except psycopg.Error as exc:
                 if not is_row_error(exc):

@@ -67,6 +67,10 @@ class Settings(BaseSettings):
         description="Signing key for access tokens. Required in production; `ioc up` generates a throw-away "
         "one under IOC_VAR_DIR when unset.",
     )
+    alert_rules: Path | None = Field(
+        default=PROJECT_ROOT / "config" / "alert-rules.yaml",
+        description="Alert rules and escalation ladders (docs/alerts.md); empty: the ingest workers raise no alerts.",
+    )
     cap_sender: str = Field(
         default="ioc@localhost",
         pattern=r"^[^\s,<&]+$",
@@ -79,6 +83,11 @@ class Settings(BaseSettings):
     simulator_speed: float = Field(
         default=1.0, gt=0, description="Simulated seconds per wall-clock second in `ioc simulate` (1: the live day)."
     )
+
+    @field_validator("alert_rules", mode="before")
+    @classmethod
+    def _empty_means_none(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("mqtt_url")
     @classmethod

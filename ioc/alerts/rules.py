@@ -153,6 +153,9 @@ def evaluate(book: RuleBook, observations: Iterable[Observation]) -> tuple[list[
     drafts: list[AlertDraft] = []
     resolutions: list[Resolution] = []
     for obs in observations:
+        # One observation counts once per cause, even when several rules match it (a level past both
+        # warning and critical): the most severe rule's draft stands for it.
+        by_key: dict[str, AlertDraft] = {}
         for rule in book.rules:
             if not rule.when.matches(obs):
                 continue
@@ -161,22 +164,24 @@ def evaluate(book: RuleBook, observations: Iterable[Observation]) -> tuple[list[
                 resolutions.append(Resolution(key, rule.id, obs.at))
                 continue
             evidence = {k: v for k, v in obs.fields.items() if k in EVIDENCE_FIELDS}
-            drafts.append(
-                AlertDraft(
-                    kind=rule.kind,
-                    severity=Severity(rule.severity),
-                    title=render(rule.title, obs) or rule.kind,
-                    at=obs.at,
-                    unit_id=obs.unit_id,
-                    dedup_key=key,
-                    description=render(rule.description, obs) if rule.description else None,
-                    lat=obs.lat,
-                    lon=obs.lon,
-                    evidence=evidence,
-                    source_ref={"source": obs.source, "rule": rule.id, **(obs.ref or {})},
-                    policy=rule.policy,
-                )
+            draft = AlertDraft(
+                kind=rule.kind,
+                severity=Severity(rule.severity),
+                title=render(rule.title, obs) or rule.kind,
+                at=obs.at,
+                unit_id=obs.unit_id,
+                dedup_key=key,
+                description=render(rule.description, obs) if rule.description else None,
+                lat=obs.lat,
+                lon=obs.lon,
+                evidence=evidence,
+                source_ref={"source": obs.source, "rule": rule.id, **(obs.ref or {})},
+                policy=rule.policy,
             )
+            kept = by_key.get(key)
+            if kept is None or draft.severity.rank > kept.severity.rank:
+                by_key[key] = draft
+        drafts.extend(by_key.values())
     return drafts, resolutions
 
 
