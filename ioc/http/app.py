@@ -45,6 +45,34 @@ async def _maintain_forever(state: AppState) -> None:
         await asyncio.sleep(MAINTENANCE_INTERVAL_S)
 
 
+ESCALATION_INTERVAL_S = 15.0
+
+
+async def _escalate_forever(state: AppState) -> None:
+    """Escalate unacknowledged alerts past their deadline. Every API replica may run this: the due
+    rows are taken with SKIP LOCKED, so each alert escalates once."""
+    from ioc.alerts.escalation import escalate_due
+    from ioc.alerts.rules import load_rulebook
+    from ioc.clock import SystemClock
+
+    if state.settings.alert_rules is None:
+        return
+    policies = load_rulebook(state.settings.alert_rules).escalation_policies()
+
+    def run_once() -> int:
+        with state.pool.connection() as conn, conn.transaction():
+            return len(escalate_due(conn, SystemClock().now(), policies))
+
+    while True:
+        try:
+            escalated = await asyncio.to_thread(run_once)
+            if escalated:
+                log.info("escalated %d alert(s)", escalated)
+        except Exception:  # noqa: BLE001 - retried at the next interval
+            log.exception("alert escalation failed")
+        await asyncio.sleep(ESCALATION_INTERVAL_S)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     if not settings.database_url:
@@ -71,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.hub_ready = hub_ready
         tasks = [
             asyncio.create_task(_maintain_forever(state)),
+            asyncio.create_task(_escalate_forever(state)),
             asyncio.create_task(listen_forever(settings.database_url, app.state.hub, ready=hub_ready)),
         ]
         try:
