@@ -9,7 +9,6 @@ on. Filtering by topic and by the client's units happens here, before queueing.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,7 +37,6 @@ class Subscription:
     topics: frozenset[str]
     allows_unit: UnitFilter
     queue: asyncio.Queue[dict] = field(default_factory=asyncio.Queue)
-    seq: itertools.count = field(default_factory=lambda: itertools.count(1))
     dropped: int = 0
 
     def wants(self, event: LiveEvent) -> bool:
@@ -73,7 +71,7 @@ class Hub:
         for sub in list(self._subs):
             if not sub.wants(event):
                 continue
-            item = {"type": "event", "seq": next(sub.seq), "event": body}
+            item = {"type": "event", "event": body}
             try:
                 sub.queue.put_nowait(item)
             except asyncio.QueueFull:

@@ -1,31 +1,77 @@
-"""``/ws``: the live stream of the operations wall (websocket).
+"""``/ws``: the live stream of the operations wall and the commune consoles (websocket).
 
-Protocol (JSON text frames, server to client): ``hello`` first (server time, topics), then
-``{"type": "event", "seq": n, "event": {topic, type, unit_id, at, data}}`` messages, ``ping`` every 20 s of silence, and
-``resync`` when the client fell behind and must reload its state over HTTP. The client sends
-nothing; it may close at any time.
+Protocol (JSON text frames, server to client):
+
+* ``{"type": "hello", "server_time", "topics", "last_seq"}`` first;
+* then the **snapshot** (no ``since``): every open alert the client may see, as ``alert.snapshot``
+  events, followed by ``{"type": "snapshot_end", "last_seq"}``; or the **replay** (``since=<seq>``):
+  every alert changed after ``seq``, in ``seq`` order, as ``alert.replay`` events, then
+  ``{"type": "replay_end", "last_seq"}``;
+* then live events ``{"type": "event", "seq", "event": {topic, type, unit_id, at, data}}``; for
+  alert events ``seq`` is the alert's sequence number: remember the last one and reconnect with
+  ``since`` to miss nothing;
+* ``{"type": "ping"}`` after 20 s of silence; ``{"type": "resync"}`` when the client fell behind
+  and must reconnect with ``since`` (or reload over HTTP).
+
+The client sends nothing (it may send pings; they are ignored). Filters: ``topics``, ``units``,
+``min_severity``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 
-from ioc.hub.events import TOPICS
+from ioc.alerts.model import Severity
+from ioc.hub.events import TOPICS, LiveEvent
 from ioc.hub.hub import Hub
 
 router = APIRouter(tags=["live"])
 
 PING_INTERVAL_S = 20.0
+REPLAY_LIMIT = 5000
+_ALERT_FIELDS = "id, seq, kind, severity, status, title, unit_id, assigned_unit_id, count, lat, lon, last_seen"
+
+
+def _replay_rows(pool: Any, since: int | None, units: frozenset[str] | None) -> list[dict[str, Any]]:
+    """Open alerts (snapshot) or alerts changed after ``since`` (replay), in ``seq`` order."""
+    where = ["seq > %s"] if since is not None else ["status IN ('new', 'acknowledged', 'in_progress')"]
+    params: list[Any] = [since] if since is not None else []
+    if units is not None:
+        where.append("(unit_id = ANY(%s) OR assigned_unit_id = ANY(%s))")
+        params += [list(units), list(units)]
+    params.append(REPLAY_LIMIT)
+    with pool.connection() as conn:
+        cur = conn.execute(
+            f"SELECT {_ALERT_FIELDS} FROM alerts WHERE {' AND '.join(where)} ORDER BY seq LIMIT %s", params
+        )
+        names = [d.name for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def _alert_event(row: dict[str, Any], kind: str) -> dict[str, Any]:
+    event = LiveEvent(topic="alert", type=kind, unit_id=row["unit_id"], at=row["last_seen"], data=row)
+    return {"type": "event", "seq": row["seq"], "event": event.model_dump(mode="json")}
+
+
+def unit_filter(units: frozenset[str] | None) -> Callable[[str | None], bool]:
+    if units is None:
+        return lambda unit: True
+    return lambda unit: unit is not None and unit in units
 
 
 @router.websocket("/ws")
 async def live_stream(
     websocket: WebSocket,
     topics: str = Query("", description=f"Comma-separated subset of {', '.join(TOPICS)}; empty: all"),
+    since: int | None = Query(None, ge=0, description="Replay alerts changed after this seq instead of a snapshot"),
+    units: str = Query("", description="Comma-separated unit ids to narrow to (within what the caller may see)"),
+    min_severity: Severity | None = Query(None, description="Only alerts at least this severe"),
 ) -> None:
     wanted = frozenset(t for t in topics.split(",") if t)
     unknown = wanted - set(TOPICS)
@@ -34,18 +80,51 @@ async def live_stream(
         await websocket.send_json({"type": "error", "reason": f"unknown topics: {', '.join(sorted(unknown))}"})
         await websocket.close(code=1008)
         return
+    allowed = await _allowed_units(websocket)
+    if allowed is False:
+        return  # refused and closed by _allowed_units
+    scope = allowed if isinstance(allowed, frozenset) else None
+    narrowed = frozenset(u for u in units.split(",") if u)
+    if narrowed:
+        scope = narrowed if scope is None else scope & narrowed
+    min_rank = min_severity.rank if min_severity else 0
+
+    def severe_enough(event: LiveEvent) -> bool:
+        severity = event.data.get("severity")
+        return event.topic != "alert" or severity is None or Severity(severity).rank >= min_rank
+
     hub: Hub = websocket.app.state.hub
-    sub = hub.subscribe(wanted)
+    sub = hub.subscribe(wanted, unit_filter(scope))
     receiver = asyncio.create_task(_drain_client(websocket))
     try:
-        await websocket.send_json(
-            {"type": "hello", "server_time": datetime.now(UTC).isoformat(), "topics": sorted(wanted or TOPICS)}
-        )
+        # Subscribed before reading the database: nothing committed in between is missed; live alert
+        # events already covered by the snapshot/replay are dropped by their seq below.
+        rows = []
+        if not wanted or "alert" in wanted:
+            rows = await asyncio.to_thread(_replay_rows, websocket.app.state.ioc.pool, since, scope)
+        last_seq = max((r["seq"] for r in rows), default=since or 0)
+        await websocket.send_json({"type": "hello", "server_time": datetime.now(UTC).isoformat(),
+                                   "topics": sorted(wanted or TOPICS), "last_seq": last_seq})  # fmt: skip
+        kind = "alert.replay" if since is not None else "alert.snapshot"
+        for row in rows:
+            if Severity(row["severity"]).rank >= min_rank:
+                await websocket.send_json(_alert_event(row, kind))
+        await websocket.send_json({"type": "replay_end" if since is not None else "snapshot_end", "last_seq": last_seq})
         while not receiver.done():
             try:
                 message = await asyncio.wait_for(sub.queue.get(), timeout=PING_INTERVAL_S)
             except TimeoutError:
                 message = {"type": "ping", "server_time": datetime.now(UTC).isoformat()}
+            if message.get("type") == "event":
+                event = LiveEvent.model_validate(message["event"])
+                if event.topic == "alert":
+                    seq = int(event.data.get("seq", 0))
+                    if seq <= last_seq:
+                        continue  # already sent in the snapshot/replay
+                    last_seq = seq
+                    message = {**message, "seq": seq}
+                if not severe_enough(event):
+                    continue
             await websocket.send_json(message)
     except (WebSocketDisconnect, RuntimeError):
         pass
@@ -54,6 +133,18 @@ async def live_stream(
         receiver.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await receiver
+
+
+async def _allowed_units(websocket: WebSocket) -> frozenset[str] | None | bool:
+    """The units the caller may see (None: all), or False after refusing the connection.
+
+    Authentication plugs in here (``ioc.auth``); until a provider is installed on the app
+    (``app.state.websocket_auth``), the stream is district-wide.
+    """
+    authenticate = getattr(websocket.app.state, "websocket_auth", None)
+    if authenticate is None:
+        return None
+    return await authenticate(websocket)
 
 
 async def _drain_client(websocket: WebSocket) -> None:
