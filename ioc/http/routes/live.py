@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 
@@ -68,10 +68,10 @@ def unit_filter(units: frozenset[str] | None) -> Callable[[str | None], bool]:
 @router.websocket("/ws")
 async def live_stream(
     websocket: WebSocket,
-    topics: str = Query("", description=f"Comma-separated subset of {', '.join(TOPICS)}; empty: all"),
-    since: int | None = Query(None, ge=0, description="Replay alerts changed after this seq instead of a snapshot"),
-    units: str = Query("", description="Comma-separated unit ids to narrow to (within what the caller may see)"),
-    min_severity: Severity | None = Query(None, description="Only alerts at least this severe"),
+    topics: Annotated[str, Query(description=f"Comma-separated subset of {', '.join(TOPICS)}; empty: all")] = "",
+    since: Annotated[int | None, Query(ge=0, description="Replay alerts changed after this seq")] = None,
+    units: Annotated[str, Query(description="Comma-separated unit ids to narrow to (within the caller's)")] = "",
+    min_severity: Annotated[Severity | None, Query(description="Only alerts at least this severe")] = None,
 ) -> None:
     wanted = frozenset(t for t in topics.split(",") if t)
     unknown = wanted - set(TOPICS)
