@@ -58,12 +58,12 @@ def test_slow_client_gets_resync_and_fast_client_gets_everything() -> None:
         received = []
         for i in range(5):
             hub.publish(LiveEvent(topic="alert", type="alert.created", unit_id="tra-kot", data={"i": i}))
-            received.append(fast.queue.get_nowait()["event"]["data"]["i"])
+            received.append(fast.queue.get_nowait().event.data["i"])
         hub.publish(LiveEvent(topic="alert", type="alert.created", unit_id="tra-ka"))  # not fast's unit
         assert received == [0, 1, 2, 3, 4] and fast.queue.empty()
         items = [slow.queue.get_nowait() for _ in range(slow.queue.qsize())]
         assert items[0] == {"type": "resync", "reason": "slow_consumer", "dropped": 4}
-        assert [m["event"]["data"].get("i") for m in items[1:]] == [4, None]
+        assert [m.event.data.get("i") for m in items[1:]] == [4, None]
 
     asyncio.run(scenario())
 

@@ -8,24 +8,58 @@ hashes still verify and :func:`needs_rehash` tells the login path to store a fre
 Each verification uses 64 MiB of memory and tens of milliseconds of CPU. A burst of logins must not
 exhaust the machine, so at most :data:`MAX_CONCURRENT_HASHES` run at a time in this process; the
 others wait their turn (the login rate limit keeps that queue short).
+
+**Test profile.** ``IOC_ARGON2_PROFILE=test-insecure`` (or :func:`use_profile` from a test fixture)
+switches to the smallest parameters argon2 allows, so test suites can log in hundreds of times in a
+second. It is never the default, and a process using it logs a warning at import.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
-from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+log = logging.getLogger(__name__)
 
 MIN_PASSWORD_LENGTH = 10
 # Argon2 accepts anything, but hashing megabytes of "password" is a cheap denial of service.
 MAX_PASSWORD_LENGTH = 256
 MAX_CONCURRENT_HASHES = max(2, min(4, os.cpu_count() or 2))
 
-_hasher = PasswordHasher()
+#: Named parameter sets. ``default`` is argon2-cffi's RFC 9106 low-memory profile.
+PROFILES: dict[str, dict[str, int]] = {
+    "default": {},
+    # Tests only: 1 pass over 8 KiB. Never use in production.
+    "test-insecure": {"time_cost": 1, "memory_cost": 8, "parallelism": 1},
+}
+PROFILE_ENV = "IOC_ARGON2_PROFILE"
+
 _slots = threading.BoundedSemaphore(MAX_CONCURRENT_HASHES)
+_hasher = PasswordHasher()
+_dummy: str | None = None
+
+
+def use_profile(name: str) -> str:
+    """Switch this process to the parameter set ``name``; returns the previous profile's name."""
+    global _hasher, _dummy, _profile
+    if name not in PROFILES:
+        raise ValueError(f"unknown argon2 profile {name!r}; known: {', '.join(PROFILES)}")
+    previous = _profile
+    _hasher = PasswordHasher(**PROFILES[name])
+    _dummy = None
+    _profile = name
+    if name != "default":
+        log.warning("argon2 profile %r is in use: password hashes are weak (tests only)", name)
+    return previous
+
+
+_profile = "default"
+if os.environ.get(PROFILE_ENV, "default") != "default":
+    use_profile(os.environ[PROFILE_ENV])
 
 
 def hash_password(password: str) -> str:
@@ -74,6 +108,9 @@ def password_problem(password: str, *, username: str | None = None) -> str | Non
     return None
 
 
-@lru_cache(maxsize=1)
 def _dummy_hash() -> str:
-    return _hasher.hash("not a password: used to spend the same time on unknown users")
+    """A hash with today's parameters, so verifying against it costs what a real user's does."""
+    global _dummy
+    if _dummy is None:
+        _dummy = _hasher.hash("not a password: used to spend the same time on unknown users")
+    return _dummy

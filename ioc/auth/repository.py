@@ -3,11 +3,12 @@
 Every function works in the caller's transaction and takes "now" as an argument (from an injected
 :class:`ioc.clock.Clock`), so lockout periods are tested by moving a manual clock.
 
-**Lockout.** ``max_failures`` failed logins in a row, each less than ``lock_for`` after the previous
+**Lockout.** ``max_failures`` failed logins in a row, each less than ``window`` after the previous
 one, lock the account for ``lock_for``. While locked, even the right password is refused (without
 spending a hash on it); a success resets the count. The row is locked during a login attempt, so
-concurrent guesses are counted exactly. The per-address login rate limit (``ioc.http.ratelimit``)
-is the other half: it slows a guesser who tries many user names instead of one.
+concurrent guesses are counted exactly. The per-address and per-name login rate limit
+(:mod:`ioc.auth.ratelimit`) is the other half: it slows a guesser who tries many user names instead
+of one.
 """
 
 from __future__ import annotations
@@ -43,7 +44,11 @@ class ApiKeyExists(Exception):
 
 @dataclass(frozen=True)
 class LockoutPolicy:
+    #: Failed logins in a row that lock the account.
     max_failures: int = 5
+    #: A failure more than this after the previous one starts a new count.
+    window: timedelta = timedelta(minutes=15)
+    #: How long a locked account refuses every login.
     lock_for: timedelta = timedelta(minutes=15)
 
 
@@ -62,8 +67,12 @@ class User:
 
     def principal(self, session_id: str | None = None) -> Principal:
         return Principal(
-            username=self.username, role=self.role, unit_id=self.unit_id, kind="user", session_id=session_id
-        )  # type: ignore[arg-type]
+            username=self.username,
+            role=self.role,  # type: ignore[arg-type]
+            unit_id=self.unit_id,
+            kind="user",
+            session_id=session_id,
+        )
 
     def locked_at(self, now: datetime) -> bool:
         return self.locked_until is not None and self.locked_until > now
@@ -117,7 +126,7 @@ def authenticate(
         )
         return LoginResult(LoginOutcome.OK, user=replace(user, failed_logins=0, locked_until=None, last_login_at=now))
     # A failure long after the previous one starts a new count.
-    streak = user.failed_logins if last_failed is not None and now - last_failed < policy.lock_for else 0
+    streak = user.failed_logins if last_failed is not None and now - last_failed < policy.window else 0
     failures = streak + 1
     if failures >= policy.max_failures:
         locked_until = now + policy.lock_for

@@ -65,7 +65,7 @@ class InvalidToken(Exception):
 @dataclass(frozen=True)
 class TokenConfig:
     access_ttl: timedelta = timedelta(minutes=15)
-    refresh_ttl: timedelta = timedelta(days=7)
+    refresh_ttl: timedelta = timedelta(days=14)
     session_max_age: timedelta = timedelta(days=30)
 
 

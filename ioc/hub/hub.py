@@ -9,6 +9,7 @@ on. Filtering by topic and by the client's units happens here, before queueing.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,13 +31,39 @@ def all_units(unit_id: str | None) -> bool:
     return True
 
 
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """An event ready to send: encoded once for every client (1000 walls cost one ``json.dumps``).
+
+    ``seq`` is the alert's sequence number for alert events (what a client replays from), else None.
+    """
+
+    event: LiveEvent
+    seq: int | None
+    text: str
+    severity_rank: int | None
+
+    @classmethod
+    def of(cls, event: LiveEvent) -> Frame:
+        seq = event.data.get("seq") if event.topic == "alert" else None
+        body: dict = {"type": "event", "event": event.model_dump(mode="json")}
+        if seq is not None:
+            body = {"type": "event", "seq": seq, "event": body["event"]}
+        severity = event.data.get("severity")
+        rank = SEVERITY_RANK.get(severity) if isinstance(severity, str) else None
+        return cls(event, seq, json.dumps(body, ensure_ascii=False, separators=(",", ":")), rank)
+
+
+SEVERITY_RANK = {"info": 0, "minor": 1, "moderate": 2, "severe": 3, "critical": 4}
+
+
 @dataclass(eq=False)
 class Subscription:
     """One client's view of the stream."""
 
     topics: frozenset[str]
     allows_unit: UnitFilter
-    queue: asyncio.Queue[dict] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[Frame | dict] = field(default_factory=asyncio.Queue)
     dropped: int = 0
 
     def wants(self, event: LiveEvent) -> bool:
@@ -67,13 +94,13 @@ class Hub:
     def publish(self, event: LiveEvent) -> int:
         """Queue ``event`` for every interested client; return how many got it. Never blocks."""
         delivered = 0
-        body = event.model_dump(mode="json")
+        frame: Frame | None = None
         for sub in list(self._subs):
             if not sub.wants(event):
                 continue
-            item = {"type": "event", "event": body}
+            frame = frame or Frame.of(event)
             try:
-                sub.queue.put_nowait(item)
+                sub.queue.put_nowait(frame)
             except asyncio.QueueFull:
                 self._resync(sub)
                 continue

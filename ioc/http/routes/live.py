@@ -29,7 +29,7 @@ from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 
 from ioc.alerts.model import Severity
 from ioc.hub.events import TOPICS, LiveEvent
-from ioc.hub.hub import Hub
+from ioc.hub.hub import Frame, Hub
 
 router = APIRouter(tags=["live"])
 
@@ -89,10 +89,6 @@ async def live_stream(
         scope = narrowed if scope is None else scope & narrowed
     min_rank = min_severity.rank if min_severity else 0
 
-    def severe_enough(event: LiveEvent) -> bool:
-        severity = event.data.get("severity")
-        return event.topic != "alert" or severity is None or Severity(severity).rank >= min_rank
-
     hub: Hub = websocket.app.state.hub
     sub = hub.subscribe(wanted, unit_filter(scope))
     receiver = asyncio.create_task(_drain_client(websocket))
@@ -112,20 +108,20 @@ async def live_stream(
         await websocket.send_json({"type": "replay_end" if since is not None else "snapshot_end", "last_seq": last_seq})
         while not receiver.done():
             try:
-                message = await asyncio.wait_for(sub.queue.get(), timeout=PING_INTERVAL_S)
+                item = await asyncio.wait_for(sub.queue.get(), timeout=PING_INTERVAL_S)
             except TimeoutError:
-                message = {"type": "ping", "server_time": datetime.now(UTC).isoformat()}
-            if message.get("type") == "event":
-                event = LiveEvent.model_validate(message["event"])
-                if event.topic == "alert":
-                    seq = int(event.data.get("seq", 0))
-                    if seq <= last_seq:
+                await websocket.send_json({"type": "ping", "server_time": datetime.now(UTC).isoformat()})
+                continue
+            if isinstance(item, Frame):
+                if item.seq is not None:
+                    if item.seq <= last_seq:
                         continue  # already sent in the snapshot/replay
-                    last_seq = seq
-                    message = {**message, "seq": seq}
-                if not severe_enough(event):
+                    last_seq = item.seq
+                if item.severity_rank is not None and item.event.topic == "alert" and item.severity_rank < min_rank:
                     continue
-            await websocket.send_json(message)
+                await websocket.send_text(item.text)
+            else:
+                await websocket.send_json(item)
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
