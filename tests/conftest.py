@@ -18,6 +18,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+# Fast, weak argon2 parameters for the test users (never the production defaults).
+os.environ.setdefault("IOC_ARGON2_PROFILE", "test-insecure")
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))

@@ -9,11 +9,11 @@ import time
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from staff import app_settings, token
 
 from ioc.http.app import create_app
 from ioc.hub.events import LiveEvent, TooLarge, encode, notify
 from ioc.hub.hub import Hub
-from ioc.settings import Settings
 
 
 def _wait_listening(client: TestClient) -> None:
@@ -24,8 +24,11 @@ def _wait_listening(client: TestClient) -> None:
 
 
 def test_committed_events_reach_the_websocket_and_rolled_back_do_not(database_url: str, mqtt_url: str) -> None:
-    app = create_app(Settings(_env_file=None, database_url=database_url, mqtt_url=mqtt_url))  # type: ignore[call-arg]
-    with TestClient(app) as client, client.websocket_connect("/ws?topics=alert,presence") as ws:
+    app = create_app(app_settings(database_url, mqtt_url))
+    with (
+        TestClient(app) as client,
+        client.websocket_connect(f"/ws?topics=alert,presence&access_token={token(client, database_url)}") as ws,
+    ):
         hello = ws.receive_json()
         assert hello["type"] == "hello" and hello["topics"] == ["alert", "presence"]
         while ws.receive_json()["type"] != "snapshot_end":
@@ -45,8 +48,11 @@ def test_committed_events_reach_the_websocket_and_rolled_back_do_not(database_ur
 
 
 def test_unknown_topic_is_refused_with_a_reason(database_url: str, mqtt_url: str) -> None:
-    app = create_app(Settings(_env_file=None, database_url=database_url, mqtt_url=mqtt_url))  # type: ignore[call-arg]
-    with TestClient(app) as client, client.websocket_connect("/ws?topics=alerts") as ws:
+    app = create_app(app_settings(database_url, mqtt_url))
+    with (
+        TestClient(app) as client,
+        client.websocket_connect(f"/ws?topics=alerts&access_token={token(client, database_url)}") as ws,
+    ):
         assert ws.receive_json() == {"type": "error", "reason": "unknown topics: alerts"}
 
 
@@ -95,14 +101,15 @@ def test_reconnect_with_since_replays_every_missed_alert_in_order_then_goes_live
                                at=datetime.now(UTC), unit_id=unit, dedup_key=f"replay-{i}")  # fmt: skip
             return raise_alerts(conn, [draft], now=datetime.now(UTC))[0].id
 
-    app = create_app(Settings(_env_file=None, database_url=database_url, mqtt_url=mqtt_url))  # type: ignore[call-arg]
+    app = create_app(app_settings(database_url, mqtt_url))
     with TestClient(app) as client:
-        with client.websocket_connect(f"/ws?topics=alert&units={unit}") as ws:
+        bearer = token(client, database_url)
+        with client.websocket_connect(f"/ws?topics=alert&units={unit}&access_token={bearer}") as ws:
             last_seq = ws.receive_json()["last_seq"]
             while (frame := ws.receive_json())["type"] != "snapshot_end":
                 pass
         missed = [raise_one(i) for i in range(100)]  # while disconnected
-        with client.websocket_connect(f"/ws?topics=alert&units={unit}&since={last_seq}") as ws:
+        with client.websocket_connect(f"/ws?topics=alert&units={unit}&since={last_seq}&access_token={bearer}") as ws:
             assert ws.receive_json()["type"] == "hello"
             replayed = []
             while (frame := ws.receive_json())["type"] != "replay_end":

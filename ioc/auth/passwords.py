@@ -71,7 +71,7 @@ def hash_password(password: str) -> str:
 def verify_password(password_hash: str | None, password: str) -> bool:
     """Whether ``password`` matches ``password_hash``; never raises for a wrong or malformed hash.
 
-    ``password_hash=None`` (a user without a password, e.g. not yet set by an admin) still costs one
+    ``password_hash=None`` or ``""`` (a user without a password, e.g. not yet set by an admin) still costs one
     verification against a dummy hash, so the answer takes as long as for a real user: response
     times do not tell which user names exist.
     """
@@ -83,7 +83,7 @@ def verify_password(password_hash: str | None, password: str) -> bool:
             ok = _hasher.verify(target, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
-    return ok and password_hash is not None
+    return ok and bool(password_hash)
 
 
 def needs_rehash(password_hash: str) -> bool:

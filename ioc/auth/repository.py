@@ -5,8 +5,8 @@ Every function works in the caller's transaction and takes "now" as an argument 
 
 **Lockout.** ``max_failures`` failed logins in a row, each less than ``window`` after the previous
 one, lock the account for ``lock_for``. While locked, even the right password is refused (without
-spending a hash on it); a success resets the count. The row is locked during a login attempt, so
-concurrent guesses are counted exactly. The per-address and per-name login rate limit
+spending a hash on it); a success resets the count. The outcome of an attempt is applied under the
+user row's lock, so concurrent guesses are counted exactly. The per-address and per-name login rate limit
 (:mod:`ioc.auth.ratelimit`) is the other half: it slows a guesser who tries many user names instead
 of one.
 """
@@ -14,6 +14,8 @@ of one.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -93,52 +95,85 @@ class LoginResult:
     retry_after: timedelta | None = None
 
 
-def authenticate(
-    conn: psycopg.Connection, username: str, password: str, now: datetime, policy: LockoutPolicy
-) -> LoginResult:
-    """Check a login; updates the failure count and lock, which the caller must commit either way.
-
-    A disabled account answers DISABLED only when the password is right (the route shows it as a
-    bad login anyway); an unknown user costs the same hashing time as a known one.
-    """
+def _login_row(
+    conn: psycopg.Connection, username: str, *, lock: bool
+) -> tuple[User, str | None, datetime | None] | None:
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(
-            f"SELECT {_USER_COLUMNS}, password_hash, last_failed_login_at FROM users WHERE username = %s FOR UPDATE",
+            f"SELECT {_USER_COLUMNS}, password_hash, last_failed_login_at FROM users WHERE username = %s"
+            + (" FOR UPDATE" if lock else ""),
             (username,),
         ).fetchone()
     if row is None:
-        passwords.verify_password(None, password)
-        return LoginResult(LoginOutcome.BAD_CREDENTIALS)
+        return None
     password_hash = row.pop("password_hash")
     last_failed = row.pop("last_failed_login_at")
-    user = User(**row)
+    return User(**row), password_hash, last_failed
+
+
+def authenticate(
+    connection: Callable[[], AbstractContextManager[psycopg.Connection]],
+    username: str,
+    password: str,
+    now: datetime,
+    policy: LockoutPolicy,
+) -> LoginResult:
+    """Check a login and record its outcome (failure count, lock, last login); commits itself.
+
+    ``connection`` opens a connection that commits on a clean exit (``pool.connection``). The
+    Argon2 verification (tens of milliseconds) runs **between** two short transactions, so a burst
+    of logins does not hold database connections or row locks while hashing; the outcome is then
+    applied under the user row's lock against the row as it is by then, so concurrent guesses are
+    still counted exactly and a password changed meanwhile does not let the old one in.
+
+    A disabled account answers DISABLED only when the password is right; an unknown user costs the
+    same hashing time as a known one.
+    """
+    with connection() as conn:
+        found = _login_row(conn, username, lock=False)
+    if found is None:
+        passwords.verify_password(None, password)
+        return LoginResult(LoginOutcome.BAD_CREDENTIALS)
+    user, password_hash, _ = found
     if user.locked_at(now):
         return LoginResult(LoginOutcome.LOCKED, user=user, retry_after=user.locked_until - now)  # type: ignore[operator]
-    if passwords.verify_password(password_hash, password):
-        if not user.active:
-            return LoginResult(LoginOutcome.DISABLED, user=user)
-        new_hash = passwords.hash_password(password) if passwords.needs_rehash(password_hash) else None
+    matches = passwords.verify_password(password_hash, password)
+    new_hash = None
+    if matches and user.active and password_hash and passwords.needs_rehash(password_hash):
+        new_hash = passwords.hash_password(password)
+    with connection() as conn:
+        found = _login_row(conn, username, lock=True)
+        if found is None:
+            return LoginResult(LoginOutcome.BAD_CREDENTIALS)
+        user, current_hash, last_failed = found
+        if user.locked_at(now):
+            return LoginResult(LoginOutcome.LOCKED, user=user, retry_after=user.locked_until - now)  # type: ignore[operator]
+        if matches and current_hash == password_hash:
+            if not user.active:
+                return LoginResult(LoginOutcome.DISABLED, user=user)
+            conn.execute(
+                """UPDATE users SET failed_logins = 0, locked_until = NULL, last_failed_login_at = NULL,
+                          last_login_at = %s, password_hash = COALESCE(%s, password_hash)
+                   WHERE id = %s""",
+                (now, new_hash, user.id),
+            )
+            return LoginResult(
+                LoginOutcome.OK, user=replace(user, failed_logins=0, locked_until=None, last_login_at=now)
+            )
+        # A failure long after the previous one starts a new count.
+        streak = user.failed_logins if last_failed is not None and now - last_failed < policy.window else 0
+        failures = streak + 1
+        if failures >= policy.max_failures:
+            locked_until = now + policy.lock_for
+            conn.execute(
+                "UPDATE users SET failed_logins = 0, locked_until = %s, last_failed_login_at = %s WHERE id = %s",
+                (locked_until, now, user.id),
+            )
+            return LoginResult(LoginOutcome.LOCKED, user=user, retry_after=policy.lock_for)
         conn.execute(
-            """UPDATE users SET failed_logins = 0, locked_until = NULL, last_failed_login_at = NULL,
-                      last_login_at = %s, password_hash = COALESCE(%s, password_hash)
-               WHERE id = %s""",
-            (now, new_hash, user.id),
+            "UPDATE users SET failed_logins = %s, last_failed_login_at = %s WHERE id = %s", (failures, now, user.id)
         )
-        return LoginResult(LoginOutcome.OK, user=replace(user, failed_logins=0, locked_until=None, last_login_at=now))
-    # A failure long after the previous one starts a new count.
-    streak = user.failed_logins if last_failed is not None and now - last_failed < policy.window else 0
-    failures = streak + 1
-    if failures >= policy.max_failures:
-        locked_until = now + policy.lock_for
-        conn.execute(
-            """UPDATE users SET failed_logins = 0, locked_until = %s, last_failed_login_at = %s WHERE id = %s""",
-            (locked_until, now, user.id),
-        )
-        return LoginResult(LoginOutcome.LOCKED, user=user, retry_after=policy.lock_for)
-    conn.execute(
-        "UPDATE users SET failed_logins = %s, last_failed_login_at = %s WHERE id = %s", (failures, now, user.id)
-    )
-    return LoginResult(LoginOutcome.BAD_CREDENTIALS, user=user)
+        return LoginResult(LoginOutcome.BAD_CREDENTIALS, user=user)
 
 
 # -- users ---------------------------------------------------------------------------------------

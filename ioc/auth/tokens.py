@@ -2,10 +2,11 @@
 
 **Access tokens** are short-lived JWTs (HS256, header ``typ: at+jwt``) with the claims ``sub``
 (user name), ``role``, ``unit`` (unit id or null), ``sid`` (login session), ``iat``, ``exp``,
-``jti``, ``iss`` and ``aud``. They are verified without the database, so every API and hub process
-can check them; the price is that a revoked session's access token stays valid until it expires
-(``access_ttl``, 15 minutes by default). Expiry is checked against the injected clock, not by the
-JWT library, so tests move time instead of sleeping.
+``jti``, ``iss`` and ``aud``. Their signature and expiry are checked without the database, so every
+process can check them; :mod:`ioc.auth.deps` also reads the token's session (``sid``) on each
+request, so a logout, a disabled account or a password reset takes effect at once instead of when
+the token expires (``access_ttl``, 15 minutes by default). Expiry is checked against the injected
+clock, not by the JWT library, so tests move time instead of sleeping.
 
 The signing key is derived from ``IOC_SECRET_KEY`` with HMAC-SHA256 under a fixed label, so the same
 secret can key other purposes without one kind of token ever passing for another.
@@ -117,6 +118,15 @@ class AccessTokens:
 
     def verify(self, token: str, now: datetime) -> Principal:
         """The principal an access token stands for; raises :class:`InvalidToken`."""
+        return self._verify(token, now)
+
+    def verify_ignoring_expiry(self, token: str) -> Principal:
+        """The principal of a correctly signed token even if expired (for logout only)."""
+        return self._verify(token, None)
+
+    def _verify(self, token: str, now: datetime | None) -> Principal:
+        if not token or len(token) > 4096:
+            raise InvalidToken("access token rejected: not a well-formed JWT")
         try:
             decoded = jwt.api_jwt.decode_complete(
                 token,
@@ -140,18 +150,17 @@ class AccessTokens:
         exp, iat = claims["exp"], claims["iat"]
         if not isinstance(exp, int) or not isinstance(iat, int):
             raise InvalidToken("access token rejected: exp and iat must be integers")
-        now_ts = now.timestamp()
-        if now_ts >= exp:
-            raise InvalidToken("access token expired", expired=True)
-        if iat > now_ts + 60:
-            raise InvalidToken("access token rejected: issued in the future")
+        if now is not None:
+            now_ts = now.timestamp()
+            if now_ts >= exp:
+                raise InvalidToken("access token expired; renew it with POST /api/auth/refresh", expired=True)
+            if iat > now_ts + 60:
+                raise InvalidToken("access token rejected: issued in the future")
         role, unit = claims["role"], claims.get("unit")
         if role not in ROLES or not isinstance(claims["sub"], str) or not (unit is None or isinstance(unit, str)):
             raise InvalidToken("access token rejected: malformed claims")
         try:
-            return Principal(
-                username=claims["sub"], role=role, unit_id=unit, kind="user", session_id=claims.get("sid")
-            )
+            return Principal(username=claims["sub"], role=role, unit_id=unit, kind="user", session_id=claims.get("sid"))
         except ValueError as exc:
             raise InvalidToken(f"access token rejected: {exc}") from None
 
@@ -333,7 +342,34 @@ def purge_sessions(conn: psycopg.Connection, now: datetime, keep: timedelta = ti
     revocations (e.g. a detected reuse) in the table.
     """
     cutoff = now - keep
-    cur = conn.execute(
-        "DELETE FROM auth_sessions WHERE expires_at < %s OR revoked_at < %s", (cutoff, cutoff)
-    )
+    cur = conn.execute("DELETE FROM auth_sessions WHERE expires_at < %s OR revoked_at < %s", (cutoff, cutoff))
     return cur.rowcount
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """What the database says of an access token's session, read on every authenticated request."""
+
+    user_id: int
+    username: str
+    role: str
+    unit_id: str | None
+    active: bool
+    revoked_reason: str | None
+    expired: bool
+
+
+def session_state(conn: psycopg.Connection, session_id: str, now: datetime) -> SessionState | None:
+    """The session ``session_id`` and its user, or None when there is no such session."""
+    try:
+        uuid.UUID(session_id)
+    except (ValueError, TypeError):
+        return None
+    row = conn.execute(
+        """SELECT u.id, u.username, u.role, u.unit_id, u.active, s.revoked_reason, s.expires_at <= %s
+           FROM auth_sessions s JOIN users u ON u.id = s.user_id WHERE s.id = %s""",
+        (now, session_id),
+    ).fetchone()
+    if row is None:
+        return None
+    return SessionState(*row)

@@ -14,3 +14,33 @@ app = typer.Typer(help="Benchmarks: one JSON line each, baselines measured in th
 from ioc.cli.ingest_cmd import bench_ingest  # noqa: E402
 
 app.command("ingest")(bench_ingest)
+
+
+@app.command("alerts")
+def bench_alerts(
+    clients: int = typer.Option(100, min=1, help="Websocket clients that read every event."),
+    rate: float = typer.Option(50.0, min=0.1, help="Camera events (each a new alert) published per second."),
+    alerts: int = typer.Option(500, min=1, help="Events to publish."),
+    stalled: int = typer.Option(1, min=0, help="Extra clients that never read (they must not delay the others)."),
+    as_json: bool = typer.Option(False, "--json", help="Print only the JSON line."),
+) -> None:
+    """Publish-to-wall latency of alerts through ingest, the alert engine and the websocket hub, with
+    the bare MQTT publish-to-subscriber latency measured in the same run.
+
+    Example: ioc bench alerts --clients 1000 --rate 200 --alerts 2000 --json
+    """
+    import json
+
+    from ioc import logs
+    from ioc.cli import exit_codes
+    from ioc.hub.bench import run_bench
+    from ioc.settings import get_settings
+
+    settings = get_settings()
+    logs.configure("WARNING" if as_json else settings.log_level, "bench")
+    try:
+        result = run_bench(settings, clients=clients, rate=rate, alerts=alerts, stalled=stalled)
+    except ConnectionError as exc:
+        typer.echo(f"bench: {exc}", err=True)
+        raise typer.Exit(exit_codes.UNAVAILABLE) from exc
+    typer.echo(json.dumps(result))

@@ -50,6 +50,11 @@ def serve(
     if not settings.database_url:
         typer.echo("IOC_DATABASE_URL is not set; run `ioc up` for an embedded database.", err=True)
         raise typer.Exit(exit_codes.UNAVAILABLE)
+    from ioc.auth.service import secret_key_problem
+
+    if problem := secret_key_problem(settings):
+        typer.echo(f"IOC_SECRET_KEY: {problem}", err=True)
+        raise typer.Exit(exit_codes.UNAVAILABLE)
     uvicorn.run(
         "ioc.http.app:create_app",
         factory=True,

@@ -18,7 +18,8 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 import ioc
-from ioc.http.routes import health, live
+from ioc.http.errors import document_problems_in_openapi, install_error_handlers
+from ioc.http.routes import alerts, auth, health, live, users
 from ioc.http.state import AppState
 from ioc.settings import Settings, get_settings
 
@@ -123,8 +124,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         lifespan=lifespan,
     )
+    install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(users.router)
+    app.include_router(alerts.router)
     app.include_router(live.router)
+    document_problems_in_openapi(app)
     if STATIC_DIR.is_dir():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="pages")
     return app

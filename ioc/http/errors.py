@@ -42,6 +42,7 @@ PROBLEM_TYPES: dict[str, str] = {
     "invalid-api-key": "Invalid API key",
     "invalid-credentials": "Invalid user name or password",
     "account-locked": "Account temporarily locked",
+    "account-disabled": "Account disabled",
     "invalid-refresh-token": "Invalid refresh token",
     "forbidden": "Not allowed",
     "not-found": "Not found",
@@ -249,7 +250,8 @@ _EXAMPLES: dict[int, tuple[str, str]] = {
     403: ("forbidden", "role 'operator' may not do this; allowed: admin"),
     404: ("not-found", "no such resource, or not visible to you"),
     409: ("conflict", "a user named 'nguyenvana' already exists"),
-    429: ("rate-limited", "too many requests from 203.0.113.7; retry in 6 s"),
+    423: ("account-locked", "5 failed logins in a row: the account is locked; retry in 900 s"),
+    429: ("rate-limited", "too many login attempts from this address; retry in 6 s"),
     503: ("auth-not-configured", "IOC_SECRET_KEY is not set"),
 }
 
@@ -267,7 +269,7 @@ def problem_responses(*statuses: int, examples: dict[int, dict[str, Any]] | None
             continue
         slug, detail = _EXAMPLES.get(status, ("internal-error", _phrase(status)))
         example = (examples or {}).get(status) or problem_body(
-            status=status, title=PROBLEM_TYPES[slug], detail=detail, instance="/api/v1/...", type_=problem_type(slug)
+            status=status, title=PROBLEM_TYPES[slug], detail=detail, instance="/api/...", type_=problem_type(slug)
         )
         out[status] = {
             "description": _phrase(status),
@@ -281,7 +283,7 @@ VALIDATION_EXAMPLE = problem_body(
     status=422,
     title=PROBLEM_TYPES["validation-error"],
     detail="/password: Field required",
-    instance="/api/v1/auth/login",
+    instance="/api/auth/login",
     type_=problem_type("validation-error"),
     errors=[{"detail": "Field required", "location": "body", "pointer": "#/password", "code": "missing"}],
 )

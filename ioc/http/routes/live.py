@@ -26,8 +26,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketState
 
 from ioc.alerts.model import Severity
+from ioc.auth.deps import websocket_principal
 from ioc.hub.events import TOPICS, LiveEvent
 from ioc.hub.hub import Frame, Hub
 
@@ -75,14 +77,13 @@ async def live_stream(
 ) -> None:
     wanted = frozenset(t for t in topics.split(",") if t)
     unknown = wanted - set(TOPICS)
-    await websocket.accept()
+    allowed = await _allowed_units(websocket)
+    if allowed is False:
+        return  # refused and closed by _allowed_units
     if unknown:
         await websocket.send_json({"type": "error", "reason": f"unknown topics: {', '.join(sorted(unknown))}"})
         await websocket.close(code=1008)
         return
-    allowed = await _allowed_units(websocket)
-    if allowed is False:
-        return  # refused and closed by _allowed_units
     scope = allowed if isinstance(allowed, frozenset) else None
     narrowed = frozenset(u for u in units.split(",") if u)
     if narrowed:
@@ -134,13 +135,21 @@ async def live_stream(
 async def _allowed_units(websocket: WebSocket) -> frozenset[str] | None | bool:
     """The units the caller may see (None: all), or False after refusing the connection.
 
-    Authentication plugs in here (``ioc.auth``); until a provider is installed on the app
-    (``app.state.websocket_auth``), the stream is district-wide.
+    Staff accounts only (access token in ``?access_token=``, a header, or a first
+    ``{"type": "auth", ...}`` message; see ``ioc.auth.deps.websocket_principal``): commune officers
+    get their own units, district staff everything.
     """
-    authenticate = getattr(websocket.app.state, "websocket_auth", None)
-    if authenticate is None:
-        return None
-    return await authenticate(websocket)
+    principal = await websocket_principal(websocket)
+    if websocket.client_state == WebSocketState.CONNECTING:
+        await websocket.accept()
+    reason = websocket.state.auth_error if principal is None else None
+    if principal is not None and principal.kind != "user":
+        reason = "the live stream is for staff accounts, not API keys"
+    if reason is not None:
+        await websocket.send_json({"type": "error", "reason": reason})
+        await websocket.close(code=1008)
+        return False
+    return principal.visible_units()
 
 
 async def _drain_client(websocket: WebSocket) -> None:

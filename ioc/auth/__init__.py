@@ -1,0 +1,1 @@
+"""Authentication and authorization: passwords, tokens, sessions, API keys, roles and unit scope."""
