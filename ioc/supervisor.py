@@ -46,6 +46,8 @@ def default_services() -> list[ServiceSpec]:
     return [
         ServiceSpec("api", ["serve"]),
         ServiceSpec("ingest", ["ingest"]),
+        # The simulator's cameras play the sample video; 2 fps keeps a small machine responsive.
+        ServiceSpec("detector", ["detect", "--local-only", "--max-fps", "2"]),
         ServiceSpec("simulator", ["simulate"]),
     ]
 

@@ -6,10 +6,16 @@ The district configuration (``ioc.district``) is translated here into the plain 
 
 from __future__ import annotations
 
-import base64
+import hashlib
 import json
 import logging
+import os
+import shutil
+import signal
+import threading
 import time
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -46,86 +52,167 @@ def rule_specs(camera: Any) -> list[dict[str, Any]]:
         elif rule.kind == "crowd":
             spec |= {"zone": zones[rule.zone], "min_count": rule.min_people, "seconds": rule.min_duration_s}
         elif rule.kind == "congestion":
-            spec |= {"zone": zones[rule.zone], "min_count": rule.min_vehicles, "seconds": rule.min_duration_s,
-                     "max_speed": rule.max_speed_px_s}
+            spec |= {
+                "zone": zones[rule.zone],
+                "min_count": rule.min_vehicles,
+                "seconds": rule.min_duration_s,
+                "max_speed": rule.max_speed_px_s,
+            }
         specs.append(spec)
     return specs
 
 
-def event_payload(camera_id: str, ev: Any, evidence: Any) -> dict[str, Any]:
-    """The JSON body of ``ioc/v1/<unit>/camera/<camera_id>/event``."""
+def event_payload(message_id: str, ev: Any, zone_of: dict[str, str], snapshot_ref: str | None) -> dict[str, Any]:
+    """The contract's ``CameraEventV1`` body (docs/mqtt.md) for one detector event.
+
+    The box goes out as fractions of the frame, the zone by its configured name, the evidence by
+    reference (the JPEG is written under ``IOC_VAR_DIR/media``): the payload stays small.
+    """
+    from ingest.schemas import OBJECT_CLASSES
+
     e = ev.event
+    height, width = ev.frame.shape[:2]
+    bbox = None
+    if e.box is not None:
+        x1, y1, x2, y2 = (min(1.0, max(0.0, v)) for v in (e.box[0] / width, e.box[1] / height,
+                                                          e.box[2] / width, e.box[3] / height))  # fmt: skip
+        bbox = [round(x1, 4), round(y1, 4), round(x2, 4), round(y2, 4)] if x1 < x2 and y1 < y2 else None
+    details = {k: v for k, v in dict(e.details).items() if isinstance(v, str | int | float | bool)}
     return {
-        "camera_id": camera_id,
-        "ts": e.at,
-        "rule": e.rule,
-        "kind": e.kind,
-        "class": e.class_name,
-        "score": None if e.score is None else round(e.score, 3),
-        "box": None if e.box is None else [round(v, 1) for v in e.box],
-        "track_ids": list(e.track_ids),
-        "zone": None if e.zone is None else [list(p) for p in e.zone],
-        "details": dict(e.details),
-        "snapshot_jpeg_b64": base64.b64encode(evidence.snapshot_jpeg).decode(),
-        "crop_jpeg_b64": base64.b64encode(evidence.crop_jpeg).decode() if evidence.crop_jpeg else None,
+        "v": 1,
+        "id": message_id,
+        "ts": datetime.fromtimestamp(e.at, UTC).isoformat(timespec="milliseconds"),
+        "rule": e.kind,
+        "object_class": e.class_name if e.class_name in OBJECT_CLASSES else None,
+        "score": None if e.score is None else round(float(e.score), 3),
+        "track_id": int(e.track_ids[0]) if e.track_ids else None,
+        "zone": zone_of.get(e.rule),
+        "bbox": bbox,
+        "snapshot_ref": snapshot_ref,
+        "data": {"rule_id": e.rule, "tracks": len(e.track_ids), **details},
     }
+
+
+def store_evidence(media_root: Path, camera_id: str, evidence: Any) -> str:
+    """Write the annotated snapshot (and crop) content-addressed; return the snapshot's reference."""
+    digest = hashlib.sha256(evidence.snapshot_jpeg).hexdigest()
+    ref = f"evidence/{camera_id}/{digest[:2]}/{digest}.jpg"
+    path = media_root / ref
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(evidence.snapshot_jpeg)
+    if evidence.crop_jpeg:
+        path.with_name(f"{digest}-crop.jpg").write_bytes(evidence.crop_jpeg)
+    return ref
+
+
+def _local_path(stream_url: str) -> Path | None:
+    return Path(stream_url.removeprefix("file:")) if stream_url.startswith("file:") else None
+
+
+def _ensure_sample_video(path: Path) -> bool:
+    """The simulator's cameras play ``vtest.avi``: fetch it once when it is missing."""
+    if path.exists():
+        return True
+    if path.name != "vtest.avi":
+        return False
+    from detectors.media import vtest_video
+    from detectors.model_store import ModelUnavailable
+
+    try:
+        fetched = vtest_video()
+    except ModelUnavailable as exc:
+        log.warning("sample video unavailable (%s); its cameras are skipped", exc)
+        return False
+    if fetched.resolve() != path.resolve():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(fetched, path)
+    return True
 
 
 def register(app: typer.Typer) -> None:
     @app.command("detect")
     def detect(
         camera: Annotated[list[str] | None, typer.Option(help="Only these camera ids (default: all enabled).")] = None,
+        local_only: bool = typer.Option(False, help="Only cameras whose stream is a local file (the simulator's)."),
+        max_fps: float = typer.Option(0.0, min=0, help="Cap every camera at this frame rate (0: the configured fps)."),
         input_size: int = typer.Option(416, help="Network input size (multiple of 32)."),
         batch_wait: float = typer.Option(0.05, help="Seconds between batches across cameras."),
     ) -> None:
-        """Run the detector worker: camera streams -> motion gate -> batched YOLO -> tracks -> rules -> MQTT."""
+        """Run the detector worker: camera streams -> motion gate -> batched YOLO -> tracks -> rules -> MQTT.
+
+        Example: IOC_MQTT_URL=mqtt://127.0.0.1:1883 ioc detect --camera cam-tra-my-school-01 --max-fps 2
+        """
         from zoneinfo import ZoneInfo
 
         from detectors.evidence import make_evidence
+        from detectors.model_store import ModelUnavailable
         from detectors.onnx_yolo import OnnxYoloDetector
         from detectors.pipeline import CameraPipeline, run_batch
         from feeds.cameras.source import CameraSource
+        from ingest.topics import Channel, build_topic
+        from ioc import logs
         from ioc.district.loader import load_district
         from ioc.mqtt import broker_address, make_client
         from ioc.settings import get_settings
 
         settings = get_settings()
+        logs.configure(settings.log_level)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
         district = load_district(settings.district_config)
         tz = ZoneInfo(district.timezone)
         cams = [c for c in district.cameras if c.enabled and (not camera or c.id in camera)]
+        if local_only:
+            cams = [c for c in cams if (p := _local_path(c.stream_url)) is not None and _ensure_sample_video(p)]
         if not cams:
-            raise typer.BadParameter("no enabled camera to watch")
-        detector = OnnxYoloDetector(input_size=input_size)
+            log.warning("no camera to watch; the detector worker idles")
+            stop.wait()
+            return
+        try:
+            detector = OnnxYoloDetector(input_size=input_size)
+        except ModelUnavailable as exc:
+            log.error("no detection model (%s); the detector worker idles", exc)
+            stop.wait()
+            return
         client = None
         if settings.mqtt_url:
             address = broker_address(settings.mqtt_url)
-            client = make_client(address, client_id="ioc-detect")
+            client = make_client(address, client_id=f"ioc-detect-{os.getpid()}")
             client.connect_async(address.host, address.port)
             client.loop_start()
-        sources = {c.id: CameraSource(c.id, c.stream_url.removeprefix("file:"), max_fps=c.fps).start() for c in cams}
+        media_root = Path(settings.var_dir) / "media"
+        sources = {
+            c.id: CameraSource(c.id, c.stream_url.removeprefix("file:"), max_fps=min(c.fps, max_fps or c.fps)).start()
+            for c in cams
+        }
         pipes = {c.id: CameraPipeline.from_specs(c.id, rule_specs(c), tz=tz) for c in cams}
         units = {c.id: c.unit for c in cams}
+        zones = {c.id: {r.id: r.zone for r in c.rules if getattr(r, "zone", None)} for c in cams}
+        boot = f"d{int(time.time()):x}"
+        sent = 0
         log.info("detecting on %d cameras with %s", len(cams), detector.provider)
         try:
-            while True:
+            while not stop.is_set():
                 items = []
                 for cid, src in sources.items():
                     frame = src.latest()
                     if frame is not None:
                         items.append((pipes[cid], frame.image, time.time(), frame.read_at))
                 for ev in run_batch(detector, items) if items else []:
-                    evidence = make_evidence(ev.frame, ev.tracks, ev.event)
-                    topic = f"ioc/v1/{units[ev.camera_id]}/camera/{ev.camera_id}/event"
-                    body = json.dumps(event_payload(ev.camera_id, ev, evidence))
+                    sent += 1
+                    ref = store_evidence(media_root, ev.camera_id, make_evidence(ev.frame, ev.tracks, ev.event))
+                    body = event_payload(f"{boot}-{sent}", ev, zones[ev.camera_id], ref)
+                    topic = build_topic(units[ev.camera_id], "camera", ev.camera_id, Channel.EVENT,
+                                        settings.mqtt_topic_root)  # fmt: skip
                     if client is not None:
-                        client.publish(topic, body, qos=1)
-                    log.info("%s %s %s", topic, ev.event.kind, ev.event.rule)
+                        client.publish(topic, json.dumps(body), qos=1)
+                    log.info("%s: %s (%s)", ev.camera_id, ev.event.kind, ev.event.rule)
                 if not items:
-                    time.sleep(batch_wait)
-        except KeyboardInterrupt:
-            pass
+                    stop.wait(batch_wait)
         finally:
             for src in sources.values():
                 src.stop()
             if client is not None:
                 client.loop_stop()
+                client.disconnect()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from ioc.cli import bench, config_cmd, db_cmd, ingest_cmd, users_cmd
+from ioc.cli import bench, config_cmd, db_cmd, detect_cmd, ingest_cmd, users_cmd
 from ioc.cli.processes import register as register_processes
 
 app = typer.Typer(
@@ -27,6 +27,7 @@ app.add_typer(bench.app, name="bench")
 app.add_typer(users_cmd.app, name="users")
 register_processes(app)
 ingest_cmd.register(app)
+detect_cmd.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

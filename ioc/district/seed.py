@@ -14,6 +14,7 @@ The configuration file is the source of truth for what it lists, and the databas
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -160,6 +161,12 @@ def device_rows(district: District) -> list[dict[str, Any]]:
     rows += [_speaker_row(cluster, s) for cluster in district.radio_clusters for s in cluster.speakers]
     rows += [_sensor_row(s) for s in district.sensors]
     rows += [_integration_row(i) for i in district.integrations]
+    # The file gives how often a device reports; the table keeps how long it may stay silent before
+    # presence marks it offline: the interval times the grace factor, so one late report is not an outage.
+    grace = district.thresholds.offline_grace_factor
+    for row in rows:
+        row["properties"]["report_interval_s"] = row["expected_interval_s"]
+        row["expected_interval_s"] = math.ceil(row["expected_interval_s"] * grace)
     return rows
 
 

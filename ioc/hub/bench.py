@@ -161,6 +161,27 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
     raise ConnectionError(f"{url} did not become ready")
 
 
+def _operator_token(db: str, port: int) -> str:
+    """An operator account in the bench database, logged in through the API: its access token."""
+    import urllib.request
+
+    import psycopg
+
+    from ioc.auth import passwords, repository
+
+    password = secrets.token_urlsafe(16)
+    with psycopg.connect(db) as conn:
+        repository.create_user(conn, username="bench-operator", display_name="Bench", role="operator",
+                               unit_id=None, password_hash=passwords.hash_password(password))  # fmt: skip
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/auth/login",
+        data=json.dumps({"username": "bench-operator", "password": password}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - our own local server
+        return json.load(response)["access_token"]
+
+
 def run_bench(settings: Any, *, clients: int, rate: float, alerts: int, stalled: int = 1) -> dict[str, Any]:
     from ingest.bench import _broker, _fresh_database, _server, _Stack
     from ingest.testing import seed_devices
@@ -219,7 +240,7 @@ def run_bench(settings: Any, *, clients: int, rate: float, alerts: int, stalled:
 
         # The system: N websocket clients (+ stalled ones), events through ingest, alerts, hub.
         ready, done, out = ctx.Event(), ctx.Event(), ctx.Queue()
-        ws_url = f"ws://127.0.0.1:{port}/ws?topics=alert"
+        ws_url = f"ws://127.0.0.1:{port}/ws?topics=alert&access_token={_operator_token(db, port)}"
         client_proc = ctx.Process(target=_clients_main, args=(ws_url, clients, stalled, alerts, ready, done, out))
         client_proc.start()
         if not ready.wait(120):

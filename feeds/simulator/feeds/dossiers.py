@@ -71,7 +71,8 @@ class DossierFeed:
         fraction = rng.uniform(0.3, 0.95) if outcome < 0.7 else rng.uniform(0.95, 1.0) if outcome < 0.9 else 1.2
         resolved = at + timedelta(seconds=span * fraction)
         steps.append(self._event(resolved, dossier_id, "resolved", unit_id))
-        steps.append(self._event(resolved + timedelta(hours=rng.uniform(1, 48)), dossier_id, "result_returned", unit_id))
+        returned = resolved + timedelta(hours=rng.uniform(1, 48))
+        steps.append(self._event(returned, dossier_id, "result_returned", unit_id))
         if channel == "online" and rng.random() < 0.5:
             steps.append(self._event(at + timedelta(minutes=rng.uniform(5, 120)), dossier_id, "paid_online", unit_id))
         if rng.random() < 0.6:

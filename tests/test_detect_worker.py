@@ -1,0 +1,45 @@
+"""The detector worker speaks the MQTT contract: its events validate as CameraEventV1 and carry
+their evidence by reference."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from detectors.evidence import make_evidence
+from detectors.interface import Detection
+from detectors.pipeline import CameraEvent
+from detectors.rules import Event
+from detectors.tracking import Track
+from ingest.schemas import CameraEventV1
+from ioc.cli.detect_cmd import event_payload, rule_specs, store_evidence
+from ioc.district.loader import load_district
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_detector_event_is_a_valid_contract_payload_with_stored_evidence(tmp_path: Path) -> None:
+    frame = np.full((576, 768, 3), 90, np.uint8)
+    box = (100.0, 120.0, 180.0, 330.0)
+    track = Track(track_id=7, detection=Detection("person", 0.88, box), first_seen=0.0, last_seen=0.0)
+    event = Event(rule="yard-after-hours", kind="intrusion", at=1_772_400_000.25, track_ids=(7,),
+                  class_name="person", score=0.88, box=box, zone=[(0, 0), (400, 0), (400, 500), (0, 500)])  # fmt: skip
+    camera_event = CameraEvent("cam-tra-my-school-01", event, frame, [track], 0.0)
+    ref = store_evidence(tmp_path, camera_event.camera_id, make_evidence(frame, [track], event))
+    assert (tmp_path / ref).read_bytes()[:2] == b"\xff\xd8"
+    body = event_payload("d1-1", camera_event, {"yard-after-hours": "san-truong"}, ref)
+    payload = CameraEventV1.model_validate_json(json.dumps(body))
+    assert (payload.rule, payload.zone, payload.object_class, payload.track_id) == (
+        "intrusion", "san-truong", "person", 7,
+    )  # fmt: skip
+    assert payload.bbox == (0.1302, 0.2083, 0.2344, 0.5729)
+    assert payload.snapshot_ref == ref and len(json.dumps(body)) < 1024
+
+
+def test_every_sample_camera_rule_translates() -> None:
+    district = load_district(ROOT / "config" / "district.yaml")
+    for camera in district.cameras:
+        for spec in rule_specs(camera):
+            assert spec["type"] in {"intrusion", "line_crossing", "loitering", "crowd", "congestion"}
