@@ -108,14 +108,16 @@ async def _clients(ws_url: str, n: int, stalled: int, m: int, ready: Any, done: 
     async def reader(index: int, ws: Any) -> None:
         nonlocal resyncs
         async for text in ws:
-            frame = json.loads(text)
-            if frame.get("type") == "resync":
-                resyncs += 1
-            elif frame.get("type") == "event" and frame["event"]["type"] == "alert.created":
-                match = ZONE_RE.search(frame["event"]["data"].get("title", ""))
-                if match:
-                    receipts.append((time.time(), int(match.group(1))))
-                    received[index] += 1
+            now = time.time()
+            message = json.loads(text)
+            for frame in message["items"] if message.get("type") == "batch" else [message]:
+                if frame.get("type") == "resync":
+                    resyncs += 1
+                elif frame.get("type") == "event" and frame["event"]["type"] == "alert.created":
+                    match = ZONE_RE.search(frame["event"]["data"].get("title", ""))
+                    if match:
+                        receipts.append((now, int(match.group(1))))
+                        received[index] += 1
             if received[index] >= m:
                 return
 

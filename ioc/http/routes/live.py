@@ -10,6 +10,8 @@ Protocol (JSON text frames, server to client):
 * then live events ``{"type": "event", "seq", "event": {topic, type, unit_id, at, data}}``; for
   alert events ``seq`` is the alert's sequence number: remember the last one and reconnect with
   ``since`` to miss nothing;
+* several of these may come in one message, ``{"type": "batch", "items": [...]}``, when they queued
+  up while the previous message was being sent;
 * ``{"type": "ping"}`` after 20 s of silence; ``{"type": "resync"}`` when the client fell behind
   and must reconnect with ``since`` (or reload over HTTP).
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -36,6 +39,7 @@ from ioc.hub.hub import Frame, Hub
 router = APIRouter(tags=["live"])
 
 PING_INTERVAL_S = 20.0
+MAX_BATCH = 200
 REPLAY_LIMIT = 5000
 _ALERT_FIELDS = "id, seq, kind, severity, status, title, unit_id, assigned_unit_id, count, lat, lon, last_seen"
 
@@ -109,20 +113,31 @@ async def live_stream(
         await websocket.send_json({"type": "replay_end" if since is not None else "snapshot_end", "last_seq": last_seq})
         while not receiver.done():
             try:
-                item = await asyncio.wait_for(sub.queue.get(), timeout=PING_INTERVAL_S)
+                first = await asyncio.wait_for(sub.queue.get(), timeout=PING_INTERVAL_S)
             except TimeoutError:
                 await websocket.send_json({"type": "ping", "server_time": datetime.now(UTC).isoformat()})
                 continue
-            if isinstance(item, Frame):
+            # Whatever queued up while we were sending goes out in one websocket message: under load a
+            # client gets fewer, larger messages instead of falling behind.
+            items = [first]
+            while len(items) < MAX_BATCH and not sub.queue.empty():
+                items.append(sub.queue.get_nowait())
+            texts: list[str] = []
+            for item in items:
+                if not isinstance(item, Frame):
+                    texts.append(json.dumps(item))
+                    continue
                 if item.seq is not None:
                     if item.seq <= last_seq:
                         continue  # already sent in the snapshot/replay
                     last_seq = item.seq
                 if item.severity_rank is not None and item.event.topic == "alert" and item.severity_rank < min_rank:
                     continue
-                await websocket.send_text(item.text)
-            else:
-                await websocket.send_json(item)
+                texts.append(item.text)
+            if len(texts) == 1:
+                await websocket.send_text(texts[0])
+            elif texts:
+                await websocket.send_text('{"type":"batch","items":[' + ",".join(texts) + "]}")
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
