@@ -33,7 +33,7 @@ def bench_alerts(
 
     from ioc import logs
     from ioc.cli import exit_codes
-    from ioc.hub.bench import run_bench
+    from ioc.cli.bench_alerts import run_bench
     from ioc.settings import get_settings
 
     settings = get_settings()
