@@ -20,11 +20,11 @@ from typing import Any
 import psycopg
 
 from ingest.presence import Change
-from ingest.schemas import CameraEventV1, TelemetryV1
 from ingest.validate import Accepted
 from ioc.alerts.lifecycle import act
 from ioc.alerts.rules import Observation, RuleBook, evaluate, load_rulebook
 from ioc.alerts.store import raise_alerts
+from ioc.contract.schemas import CameraEventV1, TelemetryV1
 
 log = logging.getLogger("ingest.alerting")
 

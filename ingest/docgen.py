@@ -1,5 +1,5 @@
 """Generate the payload part of docs/mqtt.md (and, on demand, a JSON Schema) from the pydantic
-models of :mod:`ingest.schemas`, so that the contract cannot drift from the code.
+models of :mod:`ioc.contract.schemas`, so that the contract cannot drift from the code.
 
     python -m ingest.docgen                # rewrite the generated section of docs/mqtt.md
     python -m ingest.docgen --check        # exit 1 when it is stale (a test runs this)
@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ingest.schemas import REGISTRY, SNAPSHOT_MAX_BYTES, Envelope
-from ingest.topics import Channel
+from ioc.contract.schemas import REGISTRY, SNAPSHOT_MAX_BYTES, Envelope
+from ioc.contract.topics import Channel
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 MQTT_MD = DOCS / "mqtt.md"

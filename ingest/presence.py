@@ -30,7 +30,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ingest.topics import Channel, build_topic
+from ioc.contract.topics import Channel, build_topic
 
 
 @dataclass(slots=True)

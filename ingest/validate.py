@@ -41,7 +41,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ingest.schemas import (
+from ioc.contract.schemas import (
     CameraEventV1,
     DossierEventV1,
     Envelope,
@@ -51,7 +51,7 @@ from ingest.schemas import (
     max_bytes_for,
     model_for,
 )
-from ingest.topics import Channel, DeviceTopic, TopicError, parse_topic
+from ioc.contract.topics import Channel, DeviceTopic, TopicError, parse_topic
 
 MAX_FUTURE_S = 300.0
 DEAD_LETTER_KEEP_BYTES = 256 * 1024  # larger payloads keep their first 64 KiB plus size and sha256

@@ -57,7 +57,6 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from ingest import metrics
 from ingest.alerting import AlertFeed
 from ingest.presence import Change, Signal, apply_signals, expire_silent
-from ingest.topics import subscription
 from ingest.validate import (
     Accepted,
     DeviceDirectory,
@@ -70,6 +69,7 @@ from ingest.validate import (
 )
 from ingest.writer import BatchWriter, DatabaseUnavailable, DeadLetter, WriteResult
 from ioc.clock import Clock, SystemClock
+from ioc.contract.topics import subscription
 from ioc.mqtt import BrokerAddress
 
 log = logging.getLogger("ingest.worker")

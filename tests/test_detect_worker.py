@@ -13,8 +13,8 @@ from detectors.interface import Detection
 from detectors.pipeline import CameraEvent
 from detectors.rules import Event
 from detectors.tracking import Track
-from ingest.schemas import CameraEventV1
 from ioc.cli.detect_cmd import event_payload, rule_specs, store_evidence
+from ioc.contract.schemas import CameraEventV1
 from ioc.district.loader import load_district
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,10 +14,10 @@ import pytest
 
 from ingest import docgen
 from ingest.testing import seed_devices
-from ingest.topics import Channel, TopicError, build_topic, parse_topic, subscription
 from ingest.validate import Inbound
 from ingest.worker import Buffer, Worker, WorkerConfig
 from ingest.writer import BatchWriter, DeadLetter
+from ioc.contract.topics import Channel, TopicError, build_topic, parse_topic, subscription
 
 
 def _inbound(mid: int, generation: int = 1, qos: int = 1) -> Inbound:

@@ -12,8 +12,8 @@ import pytest
 
 from feeds.simulator.core import SimulationContext, merge
 from feeds.simulator.runner import build_feeds
-from ingest.schemas import model_for
-from ingest.topics import parse_topic
+from ioc.contract.schemas import model_for
+from ioc.contract.topics import parse_topic
 from ioc.district.loader import load_district
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from feeds.simulator.core import SimMessage
-from ingest.topics import build_topic
+from ioc.contract.topics import build_topic
 
 
 def envelope(message_id: str, at: datetime, **fields: Any) -> bytes:

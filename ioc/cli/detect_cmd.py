@@ -68,7 +68,7 @@ def event_payload(message_id: str, ev: Any, zone_of: dict[str, str], snapshot_re
     The box goes out as fractions of the frame, the zone by its configured name, the evidence by
     reference (the JPEG is written under ``IOC_VAR_DIR/media``): the payload stays small.
     """
-    from ingest.schemas import OBJECT_CLASSES
+    from ioc.contract.schemas import OBJECT_CLASSES
 
     e = ev.event
     height, width = ev.frame.shape[:2]
@@ -149,8 +149,8 @@ def register(app: typer.Typer) -> None:
         from detectors.onnx_yolo import OnnxYoloDetector
         from detectors.pipeline import CameraPipeline, run_batch
         from feeds.cameras.source import CameraSource
-        from ingest.topics import Channel, build_topic
         from ioc import logs
+        from ioc.contract.topics import Channel, build_topic
         from ioc.district.loader import load_district
         from ioc.mqtt import broker_address, make_client
         from ioc.settings import get_settings

@@ -18,7 +18,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from ingest.topics import Channel
+from ioc.contract.topics import Channel
 
 SCHEMA_VERSION = 1
 JSON_MAX_DEPTH = 8
