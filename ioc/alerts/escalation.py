@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 import psycopg
 from psycopg.types.json import Jsonb
 
+from ioc.alerts.announce import announce
 from ioc.alerts.model import AlertChange, Status
 from ioc.alerts.ordering import lock_alert_order
-from ioc.hub.events import LiveEvent, notify
 
 
 @dataclass(frozen=True)
@@ -96,14 +96,6 @@ def escalate_due(
         )
         change = AlertChange(alert_id, seq[0], Status.NEW, unit_id, "escalated", seq[1], new_level)
         changes.append(change)
-        notify(
-            conn,
-            LiveEvent(
-                topic="alert",
-                type="alert.escalated",
-                unit_id=unit_id,
-                at=now,
-                data={"id": alert_id, "seq": change.seq, "level": new_level, "target": target},
-            ),
-        )
+        announce(conn, "escalated", alert_id=alert_id, seq=change.seq, unit_id=unit_id, at=now,
+                 level=new_level, target=target)  # fmt: skip
     return changes

@@ -15,9 +15,9 @@ from datetime import datetime
 import psycopg
 from psycopg.types.json import Jsonb
 
+from ioc.alerts.announce import announce
 from ioc.alerts.model import AlertChange, Status
 from ioc.alerts.ordering import lock_alert_order
-from ioc.hub.events import LiveEvent, notify
 from ioc.text import nfc
 
 OPEN = frozenset({Status.NEW, Status.ACKNOWLEDGED, Status.IN_PROGRESS})
@@ -121,14 +121,6 @@ def act(
         ),
     )
     change = AlertChange(alert_id, seq[0], new_status, unit_id, action, count, level)
-    notify(
-        conn,
-        LiveEvent(
-            topic="alert",
-            type=f"alert.{action}",
-            unit_id=unit_id,
-            at=now,
-            data={"id": alert_id, "seq": change.seq, "status": new_status.value, "actor": actor},
-        ),
-    )
+    announce(conn, action, alert_id=alert_id, seq=change.seq, unit_id=unit_id, at=now,
+             status=new_status.value, actor=actor)  # fmt: skip
     return change

@@ -17,10 +17,10 @@ from datetime import datetime, timedelta
 import psycopg
 from psycopg.types.json import Jsonb
 
+from ioc.alerts.announce import announce
 from ioc.alerts.escalation import EscalationPolicy, first_deadline
 from ioc.alerts.model import AlertChange, AlertDraft, Severity, Status
 from ioc.alerts.ordering import lock_alert_order
-from ioc.hub.events import LiveEvent, notify
 from ioc.text import fold, nfc
 
 SEVERITY_ORDER = [s.value for s in Severity]
@@ -164,22 +164,6 @@ def raise_alerts(
             )
         change = AlertChange(alert_id, seq, Status(status), unit_id, action, count, level)
         changes.append(change)
-        notify(
-            conn,
-            LiveEvent(
-                topic="alert",
-                type=f"alert.{action}",
-                unit_id=unit_id,
-                at=now,
-                data={
-                    "id": alert_id,
-                    "seq": seq,
-                    "kind": draft.kind,
-                    "severity": severity,
-                    "status": status,
-                    "title": stored_title,
-                    "count": count,
-                },
-            ),
-        )
+        announce(conn, action, alert_id=alert_id, seq=seq, unit_id=unit_id, at=now, kind=draft.kind,
+                 severity=severity, status=status, title=stored_title, count=count)  # fmt: skip
     return changes

@@ -19,13 +19,13 @@ from psycopg.types.json import Jsonb
 from shapely.geometry import Point, Polygon, mapping, shape
 from shapely.ops import unary_union
 
+from ioc.alerts.announce import announce
 from ioc.alerts.lifecycle import act
 from ioc.alerts.model import AlertDraft, Severity
 from ioc.alerts.ordering import lock_alert_order
 from ioc.alerts.store import raise_alerts
 from ioc.cap.model import CapMessage, Info, format_sent
 from ioc.cap.schema import CapError, CapProblem
-from ioc.hub.events import LiveEvent, notify
 from ioc.text import fold, nfc
 
 CAP_TO_SEVERITY = {
@@ -206,7 +206,7 @@ def apply_cap(conn: psycopg.Connection, message: CapMessage, xml: bytes, *, now:
         (alert_id, now, f"cap:{message.sender}", seq[2], seq[2], f"CAP Update {message.identifier}",
          Jsonb({"identifier": message.identifier})),
     )  # fmt: skip
-    data = {"id": alert_id, "seq": seq[0], "title": f["title"], "severity": f["severity"]}
-    notify(conn, LiveEvent(topic="alert", type="alert.updated", unit_id=seq[1], at=now, data=data))
+    announce(conn, "updated", alert_id=alert_id, seq=seq[0], unit_id=seq[1], at=now, title=f["title"],
+             severity=f["severity"])  # fmt: skip
     _record(conn, message, xml, alert_id)
     return CapResult(alert_id, "updated", f"alert {alert_id} updated")
