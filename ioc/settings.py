@@ -67,6 +67,11 @@ class Settings(BaseSettings):
         description="Signing key for access tokens. Required in production; `ioc up` generates a throw-away "
         "one under IOC_VAR_DIR when unset.",
     )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed to call the API from another site (JSON list, e.g. "
+        '["https://ioc.example.vn"]); empty: same origin only (the pages are served by the API).',
+    )
     alert_rules: Path | None = Field(
         default=PROJECT_ROOT / "config" / "alert-rules.yaml",
         description="Alert rules and escalation ladders (docs/alerts.md); empty: the ingest workers raise no alerts.",

@@ -8,7 +8,7 @@ from ioc.settings import PROJECT_ROOT, Settings
 
 
 def _default(value: object) -> str:
-    if value is None:
+    if value is None or value == []:
         return "(unset)"
     if isinstance(value, Path):
         try:
@@ -21,7 +21,8 @@ def _default(value: object) -> str:
 def settings_table(markdown: bool = True) -> str:
     rows = []
     for name, field in Settings.model_fields.items():
-        rows.append((f"IOC_{name.upper()}", _default(field.default), field.description or ""))
+        default = field.get_default(call_default_factory=True)
+        rows.append((f"IOC_{name.upper()}", _default(default), field.description or ""))
     if markdown:
         lines = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
         lines += [f"| `{env}` | `{default}` | {meaning} |" for env, default, meaning in rows]

@@ -19,7 +19,8 @@ from fastapi.staticfiles import StaticFiles
 
 import ioc
 from ioc.http.errors import document_problems_in_openapi, install_error_handlers
-from ioc.http.routes import alerts, auth, health, live, users
+from ioc.http.routes import alerts, auth, health, live, places, users
+from ioc.http.security import install_security
 from ioc.http.state import AppState
 from ioc.settings import Settings, get_settings
 
@@ -125,10 +126,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_security(app, settings.cors_origins)
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(users.router)
     app.include_router(alerts.router)
+    app.include_router(places.router)
     app.include_router(live.router)
     document_problems_in_openapi(app)
     if STATIC_DIR.is_dir():

@@ -1,0 +1,135 @@
+"""Units as GeoJSON (the wall's map), devices with their presence, and camera evidence images.
+
+Unit boundaries are public information (the citizen page uses them to place a report), so
+``/api/units`` needs no login. Devices and evidence are for staff, within their units; an evidence
+image is served only through this route, after the check, never from a guessable static path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse
+from pydantic import BaseModel
+
+from ioc.auth.deps import Caller
+from ioc.auth.principal import Principal
+from ioc.http.errors import Problem, problem_responses
+from ioc.http.state import AppState
+
+router = APIRouter(prefix="/api", tags=["places"])
+
+_EVIDENCE_REF = re.compile(r"^evidence/(?P<camera>[a-z0-9]+(?:-[a-z0-9]+)*)/[0-9a-f]{2}/[0-9a-f]{64}(-crop)?\.jpg$")
+
+
+def _state(request: Request) -> AppState:
+    return request.app.state.ioc
+
+
+@router.get("/units", summary="Current units as a GeoJSON FeatureCollection (public)")
+async def units_geojson(request: Request) -> dict[str, Any]:
+    def query() -> list[tuple]:
+        with _state(request).pool.connection() as conn:
+            return conn.execute(
+                "SELECT id, name, level, parent_id, geometry, properties FROM units"
+                " WHERE valid_to IS NULL OR valid_to > current_date ORDER BY id"
+            ).fetchall()
+
+    features = [
+        {
+            "type": "Feature",
+            "id": unit_id,
+            "geometry": geometry,
+            "properties": {
+                "id": unit_id,
+                "name": name,
+                "name_en": (props or {}).get("name_en"),
+                "level": level,
+                "parent_id": parent,
+                "synthetic": bool((props or {}).get("synthetic")),
+            },  # fmt: skip
+        }
+        for unit_id, name, level, parent, geometry, props in await asyncio.to_thread(query)
+    ]
+    return {"type": "FeatureCollection", "features": features}
+
+
+class Device(BaseModel):
+    id: str
+    kind: str
+    unit_id: str
+    name: str
+    lat: float | None
+    lon: float | None
+    enabled: bool
+    state: str
+    last_seen: Any
+    changed_at: Any
+    reason: str | None
+    status: dict[str, Any]
+
+
+def _require_staff(principal: Principal) -> None:
+    if principal.kind != "user":
+        raise Problem(403, "forbidden", "device lists are for staff accounts, not API keys")
+
+
+@router.get("/devices", response_model=list[Device], summary="Devices with their presence",
+            responses=problem_responses(401, 403))  # fmt: skip
+async def list_devices(
+    request: Request,
+    principal: Caller,
+    kind: Annotated[str | None, Query(description="camera, radio, sensor, ...")] = None,
+    unit: Annotated[str | None, Query()] = None,
+    state: Annotated[str | None, Query(description="online, offline or unknown")] = None,
+) -> list[Device]:
+    _require_staff(principal)
+    where, params = ["TRUE"], []
+    units = principal.visible_units()
+    if units is not None:
+        where.append("d.unit_id = ANY(%s)")
+        params.append(list(units))
+    for column, value in (("d.kind", kind), ("d.unit_id", unit), ("coalesce(p.state, 'unknown')", state)):
+        if value:
+            where.append(f"{column} = %s")
+            params.append(value)
+
+    def query() -> list[Device]:
+        with _state(request).pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT d.id, d.kind, d.unit_id, d.name, d.lat, d.lon, d.enabled, coalesce(p.state, 'unknown'),"
+                " p.last_seen, p.changed_at, p.reason, coalesce(p.status, '{}'::jsonb)"
+                " FROM devices d LEFT JOIN device_presence p ON p.device_id = d.id"
+                f" WHERE {' AND '.join(where)} ORDER BY d.unit_id, d.kind, d.id",
+                params,
+            ).fetchall()
+        names = list(Device.model_fields)
+        return [Device(**dict(zip(names, row, strict=True))) for row in rows]
+
+    return await asyncio.to_thread(query)
+
+
+@router.get("/media/{ref:path}", summary="A camera evidence image (staff of the camera's unit)",
+            response_class=FileResponse, responses=problem_responses(401, 403, 404))  # fmt: skip
+async def evidence_image(request: Request, principal: Caller, ref: str) -> FileResponse:
+    _require_staff(principal)
+    match = _EVIDENCE_REF.match(ref)
+    if match is None:
+        raise Problem(404, "not-found", "no such evidence image")
+
+    def unit_of_camera() -> str | None:
+        with _state(request).pool.connection() as conn:
+            row = conn.execute("SELECT unit_id FROM devices WHERE id = %s", (match["camera"],)).fetchone()
+        return row[0] if row else None
+
+    unit_id = await asyncio.to_thread(unit_of_camera)
+    if unit_id is None or not principal.can_see_unit(unit_id):
+        raise Problem(404, "not-found", "no such evidence image")
+    path = Path(_state(request).settings.var_dir) / "media" / ref
+    if not path.is_file():
+        raise Problem(404, "not-found", "no such evidence image")
+    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
