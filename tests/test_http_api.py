@@ -80,8 +80,9 @@ def test_evidence_images_are_served_only_within_the_unit(api) -> None:
 def test_alert_search_works_with_and_without_diacritics(api, query: str) -> None:
     client, url, _ = api
     with psycopg.connect(url) as conn:
+        key = f"search-{secrets.token_hex(3)}"
         draft = AlertDraft(kind="camera.intrusion", severity=Severity.SEVERE, title="Xâm nhập trường Trà Kót",
-                           at=datetime.now(UTC), unit_id="tra-kot", dedup_key=f"search-{secrets.token_hex(3)}")  # fmt: skip
+                           at=datetime.now(UTC), unit_id="tra-kot", dedup_key=key)  # fmt: skip
         alert = raise_alerts(conn, [draft], now=datetime.now(UTC))[0]
     found = client.get("/api/alerts", params={"q": query}, headers=_bearer(client, url, "operator")).json()
     assert alert.id in {a["id"] for a in found["items"]}
