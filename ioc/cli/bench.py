@@ -11,6 +11,15 @@ import typer
 
 app = typer.Typer(help="Benchmarks: one JSON line each, baselines measured in the same run.", no_args_is_help=True)
 
+
+def progress(as_json: bool, what: str):  # noqa: ANN201 - a context manager
+    """A spinner on stderr while a bench runs (none with --json, whose stdout is one line)."""
+    import contextlib
+
+    from rich.console import Console
+
+    return contextlib.nullcontext() if as_json else Console(stderr=True).status(what)
+
 from ioc.cli.ingest_cmd import bench_ingest  # noqa: E402
 
 app.command("ingest")(bench_ingest)
@@ -39,7 +48,8 @@ def bench_alerts(
     settings = get_settings()
     logs.configure("WARNING" if as_json else settings.log_level, "bench")
     try:
-        result = run_bench(settings, clients=clients, rate=rate, alerts=alerts, stalled=stalled)
+        with progress(as_json, f"alerts bench: {clients} clients, {alerts} events at {rate:g}/s..."):
+            result = run_bench(settings, clients=clients, rate=rate, alerts=alerts, stalled=stalled)
     except ConnectionError as exc:
         typer.echo(f"bench: {exc}", err=True)
         raise typer.Exit(exit_codes.UNAVAILABLE) from exc
@@ -71,7 +81,8 @@ def bench_detect(
     logs.configure("WARNING" if as_json else "INFO", "bench")
     try:
         path = Path(video) if video else vtest_video()
-        result = bench.run(path, cameras=cameras, frames=frames, input_size=input_size)
+        with progress(as_json, f"detect bench: {cameras} cameras x {frames} frames..."):
+            result = bench.run(path, cameras=cameras, frames=frames, input_size=input_size)
     except ModelUnavailable as exc:
         typer.echo(f"bench: {exc}", err=True)
         raise typer.Exit(exit_codes.UNAVAILABLE) from exc

@@ -84,16 +84,19 @@ def bench_ingest(
     Example: ioc bench ingest --messages 20000 --workers 2 --json
     """
     from ingest.bench import run_bench
-
     from ioc import logs
     from ioc.settings import get_settings
 
     settings = get_settings()
     logs.configure("WARNING" if as_json else settings.log_level, "bench")
     try:
-        result = run_bench(
-            settings, messages=messages, workers=workers, batch_size=batch_size, rate=rate, prefer_mosquitto=mosquitto
-        )
+        from ioc.cli.bench import progress
+
+        with progress(as_json, f"ingest bench: {messages} messages, {workers} worker(s)..."):
+            result = run_bench(
+                settings, messages=messages, workers=workers, batch_size=batch_size, rate=rate,
+                prefer_mosquitto=mosquitto,
+            )  # fmt: skip
     except ConnectionError as exc:
         typer.echo(f"bench: {exc}", err=True)
         raise typer.Exit(exit_codes.UNAVAILABLE) from exc
