@@ -64,15 +64,15 @@ def _vtest_frames(n: int) -> list[np.ndarray]:
     return frames
 
 
-def test_tamper_never_fires_on_the_normal_video_and_fires_within_3_s_when_covered_or_blurred() -> None:
-    frames = _vtest_frames(150)  # 15 s at 10 fps
+def test_tamper_never_fires_on_the_normal_video_and_fires_within_3_s_when_spoiled() -> None:
+    frames = _vtest_frames(150)  # 15 s at 10 fps (the whole 795-frame clip is clean too)
     tamper = TamperDetector()
     assert [c for i, f in enumerate(frames) for c in tamper.update(f, i / 10)] == []
     spoilers = {
         "covered": lambda f: np.full_like(f, 12),
         "blurred": lambda f: cv2.GaussianBlur(f, (41, 41), 0),
-        # "moved" is checked on synthetic scenes only (test_detectors_gating): on this real video the
-        # phase-correlation check does not separate a turned camera from people walking (an open gap).
+        "moved": lambda f: np.roll(f, 200, axis=1),  # turned sideways
+        "moved ": lambda f: cv2.flip(f, 0),  # pointed at another scene
     }
     for condition, spoil in spoilers.items():
         detector = TamperDetector()
@@ -80,7 +80,7 @@ def test_tamper_never_fires_on_the_normal_video_and_fires_within_3_s_when_covere
             detector.update(frame, i / 10)
         fired_at = None
         for j, frame in enumerate(frames[100:150]):
-            if condition in detector.update(spoil(frame), 10 + j / 10):
+            if condition.strip() in detector.update(spoil(frame), 10 + j / 10):
                 fired_at = j / 10
                 break
         assert fired_at is not None and fired_at <= 3.0, (condition, fired_at)
