@@ -4,6 +4,7 @@ their evidence by reference."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -43,3 +44,17 @@ def test_every_sample_camera_rule_translates() -> None:
     for camera in district.cameras:
         for spec in rule_specs(camera):
             assert spec["type"] in {"intrusion", "line_crossing", "loitering", "crowd", "congestion"}
+
+
+def test_stream_status_and_health_telemetry_follow_the_contract() -> None:
+    from ioc.cli.detect_cmd import StreamHealth
+    from ioc.contract.schemas import StatusV1, TelemetryV1
+
+    health = StreamHealth(every_s=0.0)
+    lost = StatusV1.model_validate_json(json.dumps(health.status("cam-1", False)))
+    back = StatusV1.model_validate_json(json.dumps(health.status("cam-1", True)))
+    assert (lost.state, lost.reason, back.state) == ("offline", "stream_lost", "online")
+    health.seen("cam-1", np.zeros((576, 768, 3), np.uint8))
+    [(camera_id, body)] = health.due(time.monotonic() + 1)
+    telemetry = TelemetryV1.model_validate_json(json.dumps(body))
+    assert camera_id == "cam-1" and telemetry.metrics["width_px"] == 768.0

@@ -129,6 +129,52 @@ def _ensure_sample_video(path: Path) -> bool:
     return True
 
 
+class StreamHealth:
+    """Per-camera frame counts for the stream-health telemetry (fps, resolution, last frame age),
+    sent every ``every_s`` seconds, and the status payloads of stream drops and returns."""
+
+    def __init__(self, every_s: float = 60.0) -> None:
+        self.every_s = every_s
+        self._frames: dict[str, int] = {}
+        self._size: dict[str, tuple[int, int]] = {}
+        self._last: dict[str, float] = {}
+        self._since = time.monotonic()
+        self._n = 0
+
+    def _id(self, prefix: str) -> str:
+        self._n += 1
+        return f"{prefix}-{int(time.time() * 1000)}-{self._n}"
+
+    def seen(self, camera_id: str, image: Any) -> None:
+        self._frames[camera_id] = self._frames.get(camera_id, 0) + 1
+        self._size[camera_id] = (int(image.shape[1]), int(image.shape[0]))
+        self._last[camera_id] = time.monotonic()
+
+    def status(self, camera_id: str, online: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {"v": 1, "id": self._id("st"), "ts": datetime.now(UTC).isoformat(),
+                                "state": "online" if online else "offline",
+                                "info": {"source": "detector", "stream": "ok" if online else "lost"}}  # fmt: skip
+        if not online:
+            body["reason"] = "stream_lost"
+        return body
+
+    def due(self, now: float) -> list[tuple[str, dict[str, Any]]]:
+        """Telemetry for every camera, when ``every_s`` has passed since the last report."""
+        elapsed = now - self._since
+        if elapsed < self.every_s:
+            return []
+        out = []
+        for camera_id, count in self._frames.items():
+            width, height = self._size[camera_id]
+            metrics = {"fps": round(count / elapsed, 2), "width_px": float(width), "height_px": float(height),
+                       "last_frame_age_s": round(now - self._last[camera_id], 2)}  # fmt: skip
+            out.append((camera_id, {"v": 1, "id": self._id("hl"), "ts": datetime.now(UTC).isoformat(),
+                                    "metrics": metrics}))  # fmt: skip
+        self._frames = dict.fromkeys(self._frames, 0)
+        self._since = now
+        return out
+
+
 def register(app: typer.Typer) -> None:
     @app.command("detect")
     def detect(
@@ -182,12 +228,23 @@ def register(app: typer.Typer) -> None:
             client.connect_async(address.host, address.port)
             client.loop_start()
         media_root = Path(settings.var_dir) / "media"
+        units = {c.id: c.unit for c in cams}
+        health = StreamHealth()
+
+        def report_status(camera_id: str, online: bool) -> None:
+            """The stream's state is the camera's presence: retained status on its topic (docs/mqtt.md)."""
+            if client is None:
+                return
+            topic = build_topic(units[camera_id], "camera", camera_id, Channel.STATUS, settings.mqtt_topic_root)
+            client.publish(topic, json.dumps(health.status(camera_id, online)), qos=1, retain=True)
+
         sources = {
-            c.id: CameraSource(c.id, c.stream_url.removeprefix("file:"), max_fps=min(c.fps, max_fps or c.fps)).start()
+            c.id: CameraSource(
+                c.id, c.stream_url.removeprefix("file:"), max_fps=min(c.fps, max_fps or c.fps), on_status=report_status
+            ).start()  # fmt: skip
             for c in cams
         }
         pipes = {c.id: CameraPipeline.from_specs(c.id, rule_specs(c), tz=tz) for c in cams}
-        units = {c.id: c.unit for c in cams}
         zones = {c.id: {r.id: r.zone for r in c.rules if getattr(r, "zone", None)} for c in cams}
         boot = f"d{int(time.time()):x}"
         sent = 0
@@ -198,7 +255,12 @@ def register(app: typer.Typer) -> None:
                 for cid, src in sources.items():
                     frame = src.latest()
                     if frame is not None:
+                        health.seen(cid, frame.image)
                         items.append((pipes[cid], frame.image, time.time(), frame.read_at))
+                for cid, metrics in health.due(time.monotonic()):
+                    if client is not None:
+                        topic = build_topic(units[cid], "camera", cid, Channel.TELEMETRY, settings.mqtt_topic_root)
+                        client.publish(topic, json.dumps(metrics), qos=1)
                 for ev in run_batch(detector, items) if items else []:
                     sent += 1
                     ref = store_evidence(media_root, ev.camera_id, make_evidence(ev.frame, ev.tracks, ev.event))
