@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -32,17 +34,21 @@ from ioc.storage.migrate import migrate  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_admin_url() -> Iterator[str]:
     """URL of a database on the test server with rights to create databases."""
     external = os.environ.get("IOC_TEST_DATABASE_URL")
     if external:
         yield external
         return
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data").start()
+    # Not under pytest's basetemp: pytest prunes old basetemps at start, which would pull the data
+    # directory from under a server of a test session still running beside this one.
+    home = Path(tempfile.mkdtemp(prefix="ioc-test-pg-"))
+    server = EmbeddedPostgres(home / "data").start()
     try:
         yield server.url("postgres")
     finally:
         server.stop()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
