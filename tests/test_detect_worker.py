@@ -58,3 +58,14 @@ def test_stream_status_and_health_telemetry_follow_the_contract() -> None:
     [(camera_id, body)] = health.due(time.monotonic() + 1)
     telemetry = TelemetryV1.model_validate_json(json.dumps(body))
     assert camera_id == "cam-1" and telemetry.metrics["width_px"] == 768.0
+
+
+def test_live_frames_are_written_atomically_and_at_most_once_a_second(tmp_path: Path) -> None:
+    from ioc.cli.detect_cmd import LiveFrames
+
+    live = LiveFrames(tmp_path / "live", every_s=1.0)
+    frame = np.zeros((48, 64, 3), np.uint8)
+    assert live.offer("cam-1", frame, []) is True
+    assert live.offer("cam-1", frame, []) is False  # too soon
+    assert (tmp_path / "live" / "cam-1.jpg").read_bytes()[:2] == b"\xff\xd8"
+    assert not list((tmp_path / "live").glob(".*part"))

@@ -85,7 +85,16 @@ def test_evidence_has_snapshot_and_crop_jpegs() -> None:
 
 def test_bench_runs_the_full_path_with_baselines() -> None:
     result = run_bench(vtest_video(), cameras=2, frames=12)
-    for key in ("fps_total", "fps_per_camera", "inferences_per_s", "gated_out_share", "cpu_percent",
-                "decode_only_fps", "bare_inference_per_s", "ratio_to_decode_only", "ratio_to_bare_inference"):
+    for key in (
+        "fps_total",
+        "fps_per_camera",
+        "inferences_per_s",
+        "gated_out_share",
+        "cpu_percent",
+        "decode_only_fps",
+        "bare_inference_per_s",
+        "ratio_to_decode_only",
+        "ratio_to_bare_inference",
+    ):
         assert isinstance(result[key], float), key
     assert result["cameras"] == 2 and result["fps_total"] > 0

@@ -46,8 +46,9 @@ def labelled_frames() -> dict[int, np.ndarray]:
     return frames
 
 
-def test_onnx_raw_outputs_match_opencv_darknet(onnx_detector: OnnxYoloDetector,
-                                               labelled_frames: dict[int, np.ndarray]) -> None:
+def test_onnx_raw_outputs_match_opencv_darknet(
+    onnx_detector: OnnxYoloDetector, labelled_frames: dict[int, np.ndarray]
+) -> None:
     reference = OpenCvYoloDetector()
     for frame in list(labelled_frames.values())[:3]:
         boxed, _ = letterbox(frame, 416)
@@ -61,8 +62,9 @@ def test_onnx_raw_outputs_match_opencv_darknet(onnx_detector: OnnxYoloDetector,
         np.testing.assert_allclose(ours[:, 5:][confident], theirs[:, 5:][confident], atol=1e-3)
 
 
-def test_onnx_and_opencv_find_the_same_objects(onnx_detector: OnnxYoloDetector,
-                                               labelled_frames: dict[int, np.ndarray]) -> None:
+def test_onnx_and_opencv_find_the_same_objects(
+    onnx_detector: OnnxYoloDetector, labelled_frames: dict[int, np.ndarray]
+) -> None:
     frame = labelled_frames[0]
     ours, theirs = onnx_detector.detect([frame])[0], OpenCvYoloDetector().detect([frame])[0]
     assert [d.class_name for d in ours] == [d.class_name for d in theirs]
@@ -71,8 +73,9 @@ def test_onnx_and_opencv_find_the_same_objects(onnx_detector: OnnxYoloDetector,
         assert np.allclose(a.box, b.box, atol=0.5)
 
 
-def test_batch_of_frames_of_different_sizes_gives_one_list_per_frame(onnx_detector: OnnxYoloDetector,
-                                                                      labelled_frames: dict[int, np.ndarray]) -> None:
+def test_batch_of_frames_of_different_sizes_gives_one_list_per_frame(
+    onnx_detector: OnnxYoloDetector, labelled_frames: dict[int, np.ndarray]
+) -> None:
     frame = labelled_frames[0]
     small = cv2.resize(frame, (384, 288))
     single, batched = onnx_detector.detect([frame])[0], onnx_detector.detect([frame, small, frame])
@@ -84,7 +87,8 @@ def test_batch_of_frames_of_different_sizes_gives_one_list_per_frame(onnx_detect
 
 
 def test_person_counts_within_one_on_at_least_80_percent_of_labelled_frames(
-        onnx_detector: OnnxYoloDetector, labelled_frames: dict[int, np.ndarray]) -> None:
+    onnx_detector: OnnxYoloDetector, labelled_frames: dict[int, np.ndarray]
+) -> None:
     labels = {int(k): v for k, v in json.loads(LABELS.read_text())["person_counts"].items()}
     assert len(labels) >= 20
     keys = sorted(labels)
@@ -94,8 +98,10 @@ def test_person_counts_within_one_on_at_least_80_percent_of_labelled_frames(
     # Count-based precision/recall (labels are counts, not boxes): matched = min(predicted, labelled).
     matched = sum(min(c, labels[k]) for c, k in zip(counts, keys, strict=True))
     precision, recall = matched / max(sum(counts), 1), matched / sum(labels.values())
-    print(f"\nvtest persons: within ±1 on {within}/{len(keys)} frames; "
-          f"count precision {precision:.3f} recall {recall:.3f}")
+    print(
+        f"\nvtest persons: within ±1 on {within}/{len(keys)} frames; "
+        f"count precision {precision:.3f} recall {recall:.3f}"
+    )
     assert within / len(keys) >= 0.8
     assert precision >= 0.85 and recall >= 0.8
 

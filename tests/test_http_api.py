@@ -109,3 +109,24 @@ def test_security_headers_and_cors_for_listed_origins_only(api) -> None:
     assert response.headers["access-control-allow-origin"] == "https://tuong.example.vn"
     stranger = client.get("/api/units", headers={"Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in stranger.headers
+
+
+def test_live_camera_frame_and_mjpeg_within_the_unit(api) -> None:
+    client, url, var = api
+    live = var / "media" / "live"
+    live.mkdir(parents=True, exist_ok=True)
+    (live / f"{CAMERA}.jpg").write_bytes(b"\xff\xd8\xff\xe0frame\xff\xd9")
+    own = _bearer(client, url, "commune_officer", "tra-kot")["Authorization"].split()[1]
+    other = _bearer(client, url, "commune_officer", "tra-ka")["Authorization"].split()[1]
+    ok = client.get(f"/api/cameras/{CAMERA}/latest.jpg", params={"access_token": own})
+    assert ok.status_code == 200 and ok.content.startswith(b"\xff\xd8")
+    assert client.get(f"/api/cameras/{CAMERA}/latest.jpg", params={"access_token": other}).status_code == 404
+    assert client.get(f"/api/cameras/{CAMERA}/latest.jpg").status_code == 401
+    with client.stream("GET", f"/api/cameras/{CAMERA}/mjpeg", params={"access_token": own}) as stream:
+        assert stream.headers["content-type"].startswith("multipart/x-mixed-replace")
+        received = b""
+        for chunk in stream.iter_bytes():
+            received += chunk
+            if b"\xff\xd9" in received:
+                break
+    assert received.startswith(b"--frame\r\nContent-Type: image/jpeg")

@@ -129,6 +129,35 @@ def _ensure_sample_video(path: Path) -> bool:
     return True
 
 
+class LiveFrames:
+    """The latest annotated frame of each camera, for the wall (``/api/cameras/{id}/latest.jpg`` and
+    its MJPEG stream): written at most every ``every_s`` per camera, atomically (write, then rename),
+    so a reader never sees half a JPEG."""
+
+    def __init__(self, folder: Path, every_s: float = 1.0) -> None:
+        self.folder = folder
+        self.every_s = every_s
+        self._written: dict[str, float] = {}
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def offer(self, camera_id: str, image: Any, tracks: Any) -> bool:
+        import cv2
+
+        from detectors.evidence import annotate
+
+        now = time.monotonic()
+        if now - self._written.get(camera_id, float("-inf")) < self.every_s:
+            return False
+        ok, jpeg = cv2.imencode(".jpg", annotate(image, tracks), [cv2.IMWRITE_JPEG_QUALITY, 75])
+        if not ok:
+            return False
+        partial = self.folder / f".{camera_id}.jpg.part"
+        partial.write_bytes(jpeg.tobytes())
+        partial.replace(self.folder / f"{camera_id}.jpg")
+        self._written[camera_id] = now
+        return True
+
+
 class StreamHealth:
     """Per-camera frame counts for the stream-health telemetry (fps, resolution, last frame age),
     sent every ``every_s`` seconds, and the status payloads of stream drops and returns."""
@@ -245,6 +274,7 @@ def register(app: typer.Typer) -> None:
             for c in cams
         }
         pipes = {c.id: CameraPipeline.from_specs(c.id, rule_specs(c), tz=tz) for c in cams}
+        live = LiveFrames(media_root / "live")
         zones = {c.id: {r.id: r.zone for r in c.rules if getattr(r, "zone", None)} for c in cams}
         boot = f"d{int(time.time()):x}"
         sent = 0
@@ -261,6 +291,8 @@ def register(app: typer.Typer) -> None:
                     if client is not None:
                         topic = build_topic(units[cid], "camera", cid, Channel.TELEMETRY, settings.mqtt_topic_root)
                         client.publish(topic, json.dumps(metrics), qos=1)
+                for pipe, image, *_ in items:
+                    live.offer(pipe.camera_id, image, pipe.tracks)
                 for ev in run_batch(detector, items) if items else []:
                     sent += 1
                     ref = store_evidence(media_root, ev.camera_id, make_evidence(ev.frame, ev.tracks, ev.event))

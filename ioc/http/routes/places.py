@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel
 
 from ioc.auth.deps import Caller
@@ -22,6 +23,7 @@ from ioc.http.errors import Problem, problem_responses
 from ioc.http.state import AppState
 
 router = APIRouter(prefix="/api", tags=["places"])
+MJPEG_POLL_S = 0.25
 
 _EVIDENCE_REF = re.compile(r"^evidence/(?P<camera>[a-z0-9]+(?:-[a-z0-9]+)*)/[0-9a-f]{2}/[0-9a-f]{64}(-crop)?\.jpg$")
 
@@ -111,6 +113,61 @@ async def list_devices(
         return [Device(**dict(zip(names, row, strict=True))) for row in rows]
 
     return await asyncio.to_thread(query)
+
+
+async def _camera_viewer(request: Request, camera_id: str, access_token: str | None) -> Path:
+    """The staff caller (header, or ``?access_token=`` for an ``<img>`` tag) may see the camera: its
+    live frame's path. 404 for a camera outside the caller's units, as for one that does not exist."""
+    from ioc.auth.deps import AuthFailure, _credentials, _pool, auth_context, resolve_principal
+
+    token, api_key = _credentials(request.headers)
+
+    def check() -> str | None:
+        try:
+            principal = resolve_principal(auth_context(request), _pool(request.app),
+                                          access_token=token or access_token, api_key=api_key)  # fmt: skip
+        except AuthFailure as failure:
+            raise Problem(401, failure.slug, failure.reason) from None
+        _require_staff(principal)
+        with _state(request).pool.connection() as conn:
+            row = conn.execute("SELECT unit_id FROM devices WHERE id = %s AND kind = 'camera'", (camera_id,)).fetchone()
+        return row[0] if row and principal.can_see_unit(row[0]) else None
+
+    if not re.fullmatch(r"[a-z0-9]+(?:-[a-z0-9]+)*", camera_id) or await asyncio.to_thread(check) is None:
+        raise Problem(404, "not-found", f"no camera {camera_id!r}")
+    return Path(_state(request).settings.var_dir) / "media" / "live" / f"{camera_id}.jpg"
+
+
+@router.get("/cameras/{camera_id}/latest.jpg", summary="The camera's latest annotated frame (detections drawn)",
+            response_class=FileResponse, responses=problem_responses(401, 403, 404))  # fmt: skip
+async def camera_latest(request: Request, camera_id: str, access_token: str | None = None) -> FileResponse:
+    path = await _camera_viewer(request, camera_id, access_token)
+    if not path.is_file():
+        raise Problem(404, "not-found", f"camera {camera_id!r} has no recent frame (no detector watching it?)")
+    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/cameras/{camera_id}/mjpeg", summary="The camera's annotated frames as an MJPEG stream",
+            response_class=StreamingResponse, responses=problem_responses(401, 403, 404))  # fmt: skip
+async def camera_mjpeg(request: Request, camera_id: str, access_token: str | None = None) -> StreamingResponse:
+    path = await _camera_viewer(request, camera_id, access_token)
+
+    async def frames() -> AsyncIterator[bytes]:
+        last = None
+        while not await request.is_disconnected():
+            try:
+                stamp = path.stat().st_mtime_ns
+                if stamp != last:
+                    data = await asyncio.to_thread(path.read_bytes)
+                    last = stamp
+                    yield b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: " + str(len(data)).encode()
+                    yield b"\r\n\r\n" + data + b"\r\n"
+            except FileNotFoundError:
+                pass
+            await asyncio.sleep(MJPEG_POLL_S)
+
+    return StreamingResponse(frames(), media_type="multipart/x-mixed-replace; boundary=frame",
+                             headers={"Cache-Control": "no-store"})  # fmt: skip
 
 
 @router.get("/media/{ref:path}", summary="A camera evidence image (staff of the camera's unit)",
