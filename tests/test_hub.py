@@ -121,3 +121,22 @@ def test_reconnect_with_since_replays_every_missed_alert_in_order_then_goes_live
             live_id = raise_one(100)
             live = ws.receive_json()
             assert live["type"] == "event" and live["event"]["data"]["id"] == live_id and live["seq"] > seqs[-1]
+
+
+def test_logging_out_ends_an_open_live_stream(database_url: str, mqtt_url: str, monkeypatch) -> None:
+    from ioc.http.routes import live
+
+    monkeypatch.setattr(live, "RECHECK_S", 0.1)
+    monkeypatch.setattr(live, "PING_INTERVAL_S", 0.2)
+    app = create_app(app_settings(database_url, mqtt_url))
+    with TestClient(app) as client:
+        bearer = token(client, database_url)
+        with client.websocket_connect(f"/ws?topics=alert&access_token={bearer}") as ws:
+            while ws.receive_json()["type"] != "snapshot_end":
+                pass
+            assert ws.receive_json()["type"] == "ping"  # still welcome
+            out = client.post("/api/auth/logout", headers={"Authorization": f"Bearer {bearer}"}, json={})
+            assert out.status_code in (200, 204), out.text
+            while (frame := ws.receive_json())["type"] == "ping":
+                pass
+            assert frame["type"] == "error" and "log in again" in frame["reason"]

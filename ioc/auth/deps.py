@@ -243,12 +243,28 @@ async def websocket_principal(websocket: WebSocket) -> Principal | None:
             token, api_key = _credentials(websocket.headers)
         if token is None and api_key is None:
             token = await _first_message_token(websocket)
+        websocket.state.credentials = (token, api_key)  # for re-checks on long-lived connections
         return await asyncio.to_thread(
             resolve_principal, context, _pool(websocket.app), access_token=token, api_key=api_key
         )
     except AuthFailure as failure:
         websocket.state.auth_error = failure.reason
         return None
+
+
+async def websocket_still_valid(websocket: WebSocket) -> str | None:
+    """None while the connection's credentials are still good, else why not (expired token, logout,
+    disabled account, changed role): long-lived connections call this periodically."""
+    token, api_key = getattr(websocket.state, "credentials", (None, None))
+    try:
+        await asyncio.to_thread(
+            resolve_principal, auth_context_of(websocket.app), _pool(websocket.app), access_token=token, api_key=api_key
+        )
+    except AuthFailure as failure:
+        return failure.reason
+    except Problem as problem:
+        return problem.detail
+    return None
 
 
 async def _first_message_token(websocket: WebSocket) -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -32,13 +33,15 @@ from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
 from ioc.alerts.model import Severity
-from ioc.auth.deps import websocket_principal
+from ioc.auth.deps import websocket_principal, websocket_still_valid
 from ioc.hub.events import TOPICS, LiveEvent
 from ioc.hub.hub import Frame, Hub
 
 router = APIRouter(tags=["live"])
 
 PING_INTERVAL_S = 20.0
+# Credentials are checked again this often: an expired token, a logout or a disabled account ends the stream.
+RECHECK_S = 60.0
 MAX_BATCH = 200
 REPLAY_LIMIT = 5000
 _ALERT_FIELDS = "id, seq, kind, severity, status, title, unit_id, assigned_unit_id, count, lat, lon, last_seen"
@@ -111,7 +114,15 @@ async def live_stream(
             if Severity(row["severity"]).rank >= min_rank:
                 await websocket.send_json(_alert_event(row, kind))
         await websocket.send_json({"type": "replay_end" if since is not None else "snapshot_end", "last_seq": last_seq})
+        recheck_at = time.monotonic() + RECHECK_S
         while not receiver.done():
+            if time.monotonic() >= recheck_at:
+                reason = await websocket_still_valid(websocket)
+                if reason is not None:
+                    await websocket.send_json({"type": "error", "reason": f"{reason}; reconnect with a fresh token"})
+                    await websocket.close(code=1008)
+                    return
+                recheck_at = time.monotonic() + RECHECK_S
             try:
                 first = await asyncio.wait_for(sub.queue.get(), timeout=PING_INTERVAL_S)
             except TimeoutError:
