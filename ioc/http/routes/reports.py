@@ -1,0 +1,204 @@
+"""The citizens' side of reports: categories, submission with photos, lookup by tracking code,
+rating. No login; every route is rate-limited per client address, and nothing here ever shows
+personal data (the reporter's name, phone or e-mail) or internal notes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from pydantic import BaseModel, Field
+
+from ioc.auth.ratelimit import BucketPolicy, TokenBuckets
+from ioc.http.errors import Problem, problem_responses
+from ioc.http.state import AppState
+from ioc.reports import codes
+from ioc.reports.media import MAX_BYTES, MediaRefused, StoredPhoto, store_photo
+from ioc.reports.service import Category, Submission, UnknownCategory, public_view, submit
+
+router = APIRouter(prefix="/api/public", tags=["citizen reports"])
+
+MAX_PHOTOS = 5
+MAX_BODY = MAX_PHOTOS * MAX_BYTES + 64 * 1024
+SUBMIT_LIMIT = BucketPolicy(capacity=5, refill_per_s=1 / 60)  # 5 at once, then one a minute per address
+LOOKUP_LIMIT = BucketPolicy(capacity=30, refill_per_s=0.5)
+LOCATOR_TTL_S = 300.0
+
+
+def _state(request: Request) -> AppState:
+    return request.app.state.ioc
+
+
+def _limit(request: Request, name: str, policy: BucketPolicy) -> None:
+    buckets = request.app.state.__dict__.setdefault(f"public_{name}", TokenBuckets(policy, time.monotonic))
+    wait = buckets.take(request.client.host if request.client else "unknown")
+    if wait > 0:
+        retry = max(1, math.ceil(wait))
+        raise Problem(429, "rate-limited", f"quá nhiều yêu cầu; thử lại sau {retry} giây (too many requests)",
+                      headers={"Retry-After": str(retry)}, retry_after_s=retry)  # fmt: skip
+
+
+def _categories(request: Request) -> dict[str, Category]:
+    cached = getattr(request.app.state, "report_categories", None)
+    if cached is None:
+        from ioc.district.loader import load_district
+
+        district = load_district(_state(request).settings.district_config)
+        cached = {c.id: Category(c.id, c.name, c.name_en, c.sla_hours, c.severity) for c in district.report_categories}
+        request.app.state.report_categories = cached
+    return cached
+
+
+def _locator(request: Request) -> Any:
+    from shapely.geometry import shape
+
+    from ioc.geo import UnitLocator
+
+    cached = getattr(request.app.state, "unit_locator", None)
+    if cached is not None and time.monotonic() - cached[0] < LOCATOR_TTL_S:
+        return cached[1]
+    with _state(request).pool.connection() as conn:
+        rows = conn.execute(
+            "SELECT u.id, u.geometry FROM units u WHERE u.geometry IS NOT NULL AND u.valid_to IS NULL"
+            " AND NOT EXISTS (SELECT 1 FROM units c WHERE c.parent_id = u.id AND c.valid_to IS NULL)"
+        ).fetchall()
+    locator = UnitLocator({unit_id: shape(geometry) for unit_id, geometry in rows})
+    request.app.state.unit_locator = (time.monotonic(), locator)
+    return locator
+
+
+class CategoryOut(BaseModel):
+    id: str
+    name: str
+    name_en: str
+    sla_hours: float
+
+
+@router.get("/report-categories", response_model=list[CategoryOut], summary="What a report can be about")
+async def report_categories(request: Request) -> list[CategoryOut]:
+    return [CategoryOut(id=c.id, name=c.name, name_en=c.name_en, sla_hours=c.sla_hours)
+            for c in _categories(request).values()]  # fmt: skip
+
+
+class Receipt(BaseModel):
+    tracking_code: str = Field(description="Keep it to follow the report: PA-XXXX-XXXX")
+    status: str
+    unit_id: str | None = Field(description="The commune it was routed to (null: the district handles it)")
+    due_at: datetime
+    location_from: str = Field(description="form, photo (EXIF GPS) or none")
+
+
+@router.post("/reports", response_model=Receipt, status_code=201, summary="Send a report (no login)",
+             responses=problem_responses(400, 413, 422, 429))  # fmt: skip
+async def send_report(
+    request: Request,
+    category: Annotated[str, Form(max_length=64)],
+    description: Annotated[str, Form(min_length=5, max_length=4000)],
+    lat: Annotated[float | None, Form(ge=-90, le=90)] = None,
+    lon: Annotated[float | None, Form(ge=-180, le=180)] = None,
+    address: Annotated[str | None, Form(max_length=500)] = None,
+    name: Annotated[str | None, Form(max_length=200)] = None,
+    phone: Annotated[str | None, Form(pattern=r"^\+?[0-9 .-]{6,20}$")] = None,
+    email: Annotated[str | None, Form(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] = None,
+    consent: Annotated[bool, Form()] = False,
+    photos: Annotated[list[UploadFile] | None, File(description=f"Up to {MAX_PHOTOS} photos")] = None,
+) -> Receipt:
+    _limit(request, "submit", SUBMIT_LIMIT)
+    photos = photos or []
+    if len(photos) > MAX_PHOTOS:
+        raise Problem(400, "validation-error", f"tối đa {MAX_PHOTOS} ảnh (at most {MAX_PHOTOS} photos)")
+    categories = _categories(request)
+    if category not in categories:
+        raise Problem(400, "validation-error", f"danh mục không hợp lệ: {category!r} (unknown category)")
+    media_root = Path(_state(request).settings.var_dir) / "media"
+    stored: list[StoredPhoto] = []
+    for index, upload in enumerate(photos):
+        data = await upload.read(MAX_BYTES + 1)
+        try:
+            stored.append(await asyncio.to_thread(store_photo, data, media_root))
+        except MediaRefused as exc:
+            raise Problem(400, "validation-error", f"ảnh {index + 1} ({upload.filename}): {exc}") from exc
+    submission = Submission(
+        category=category, description=description, lat=lat, lon=lon, address=address,
+        reporter_name=name, reporter_phone=phone, reporter_email=email, consent=consent,
+    )  # fmt: skip
+
+    def run() -> Receipt:
+        locator = _locator(request)
+        with _state(request).pool.connection() as conn, conn.transaction():
+            accepted = submit(conn, submission, stored, categories=categories, locator=locator,
+                              now=datetime.now(UTC))  # fmt: skip
+        return Receipt(
+            tracking_code=codes.display(accepted.tracking_code), status="received", unit_id=accepted.unit_id,
+            due_at=accepted.due_at, location_from=accepted.location_from,
+        )  # fmt: skip
+
+    try:
+        return await asyncio.to_thread(run)
+    except UnknownCategory as exc:  # pragma: no cover - checked above
+        raise Problem(400, "validation-error", str(exc)) from exc
+
+
+def _code(text: str) -> str:
+    code = codes.normalise(text)
+    if code is None:
+        raise Problem(400, "validation-error", "mã theo dõi không hợp lệ; dạng PA-XXXX-XXXX (malformed tracking code)")
+    return code
+
+
+@router.get("/reports/{tracking_code}", summary="Follow a report by its tracking code",
+            responses=problem_responses(400, 404, 429))  # fmt: skip
+async def follow_report(request: Request, tracking_code: str) -> dict[str, Any]:
+    _limit(request, "lookup", LOOKUP_LIMIT)
+    code = _code(tracking_code)
+
+    def run() -> dict[str, Any] | None:
+        with _state(request).pool.connection() as conn:
+            return public_view(conn, code)
+
+    view = await asyncio.to_thread(run)
+    if view is None:
+        raise Problem(404, "not-found", "không tìm thấy phản ánh với mã này (no report with this code)")
+    view["tracking_code"] = codes.display(view["tracking_code"])
+    return view
+
+
+class Rating(BaseModel):
+    rating: int = Field(ge=1, le=5)
+    comment: str | None = Field(default=None, max_length=1000)
+
+
+@router.post("/reports/{tracking_code}/rating", status_code=204, summary="Rate the handling, once, after resolution",
+             responses=problem_responses(400, 404, 409, 429))  # fmt: skip
+async def rate_report(request: Request, tracking_code: str, body: Rating) -> None:
+    _limit(request, "lookup", LOOKUP_LIMIT)
+    code = _code(tracking_code)
+
+    def run() -> str:
+        with _state(request).pool.connection() as conn, conn.transaction():
+            row = conn.execute(
+                "SELECT status, rating FROM reports WHERE tracking_code = %s FOR UPDATE", (code,)
+            ).fetchone()
+            if row is None:
+                return "missing"
+            if row[0] not in ("resolved", "closed"):
+                return "open"
+            if row[1] is not None:
+                return "rated"
+            conn.execute("UPDATE reports SET rating = %s, rating_comment = %s, updated_at = now()"
+                         " WHERE tracking_code = %s", (body.rating, body.comment, code))  # fmt: skip
+            return "ok"
+
+    outcome = await asyncio.to_thread(run)
+    if outcome == "missing":
+        raise Problem(404, "not-found", "không tìm thấy phản ánh với mã này (no report with this code)")
+    if outcome == "open":
+        raise Problem(409, "conflict", "chỉ đánh giá được sau khi phản ánh đã được giải quyết (not resolved yet)")
+    if outcome == "rated":
+        raise Problem(409, "conflict", "phản ánh này đã được đánh giá (already rated)")

@@ -1,0 +1,1 @@
+"""Citizen reports ("phản ánh, kiến nghị"): submission with photos, routing to a commune, tracking."""

@@ -1,0 +1,128 @@
+"""Photos of citizen reports: checked by content, stripped of metadata, stored by their hash.
+
+A file is accepted only if Pillow recognises it as JPEG, PNG or WebP by its bytes (the name and
+the declared type are ignored), its pixel count is below :data:`MAX_PIXELS` (decompression bombs)
+and it decodes completely (truncated or corrupt files fail here). The EXIF GPS position and time
+are read first, as a fallback location, and then every stored copy is re-encoded from pixels only,
+so no EXIF, XMP or comment survives. Files are named by the SHA-256 of the stored bytes under
+``<media>/reports/``: nothing guessable, and the same photo sent twice is stored once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MAX_BYTES = 10 * 1024 * 1024
+MAX_PIXELS = 40_000_000  # a 48 MP phone photo is ~48 M; larger is suspicious and costly
+ALLOWED = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+THUMB_PX = 320
+STORE_MAX_PX = 2560  # stored photos are scaled down to this long side
+
+
+class MediaRefused(ValueError):
+    """The file is not an acceptable photo; ``str()`` says why, for the citizen."""
+
+
+@dataclass(frozen=True)
+class StoredPhoto:
+    sha256: str
+    storage_key: str
+    thumb_key: str
+    mime: str
+    bytes: int
+    width: int
+    height: int
+    gps: tuple[float, float] | None  # (lat, lon) from EXIF, before it was stripped
+    taken_at: datetime | None
+
+
+def _gps(exif: Image.Exif) -> tuple[float, float] | None:
+    try:
+        info = exif.get_ifd(0x8825)  # GPSInfo
+        if not info:
+            return None
+
+        def degrees(value: tuple) -> float:
+            d, m, s = (float(x) for x in value)
+            return d + m / 60 + s / 3600
+
+        lat, lon = degrees(info[2]), degrees(info[4])
+        if info.get(1) == "S":
+            lat = -lat
+        if info.get(3) == "W":
+            lon = -lon
+        return (round(lat, 6), round(lon, 6)) if -90 <= lat <= 90 and -180 <= lon <= 180 else None
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None
+
+
+def _taken_at(exif: Image.Exif) -> datetime | None:
+    try:
+        text = exif.get_ifd(0x8769).get(36867) or exif.get(306)  # DateTimeOriginal, DateTime
+        return datetime.strptime(str(text), "%Y:%m:%d %H:%M:%S") if text else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _encode(image: Image.Image, fmt: str) -> bytes:
+    out = io.BytesIO()
+    if fmt == "JPEG":
+        image.convert("RGB").save(out, "JPEG", quality=85, optimize=True)
+    elif fmt == "PNG":
+        image.save(out, "PNG", optimize=True)
+    else:
+        image.save(out, "WEBP", quality=85)
+    return out.getvalue()
+
+
+def store_photo(data: bytes, media_root: Path) -> StoredPhoto:
+    """Validate ``data`` and store a clean copy and a thumbnail; raise :class:`MediaRefused`."""
+    if len(data) > MAX_BYTES:
+        raise MediaRefused(f"ảnh quá lớn: {len(data) / 1e6:.1f} MB, tối đa {MAX_BYTES / 1e6:.0f} MB "
+                           f"(photo too large)")  # fmt: skip
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            fmt = probe.format or ""
+            width, height = probe.size
+    except UnidentifiedImageError as exc:
+        raise MediaRefused("không phải ảnh JPEG, PNG hoặc WebP (not a JPEG, PNG or WebP image)") from exc
+    except Image.DecompressionBombError as exc:  # Pillow's own guard, far above ours: same answer
+        raise MediaRefused(f"ảnh vượt giới hạn {MAX_PIXELS:,} điểm ảnh (too many pixels)") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise MediaRefused(f"ảnh bị hỏng hoặc không đọc được (corrupt or truncated image): {exc}") from exc
+    if fmt not in ALLOWED:
+        raise MediaRefused(f"định dạng {fmt or '?'} không được nhận; chỉ JPEG, PNG, WebP (format not accepted)")
+    if width * height > MAX_PIXELS:
+        raise MediaRefused(f"ảnh {width}x{height} điểm ảnh vượt giới hạn {MAX_PIXELS:,} (too many pixels)")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            exif = image.getexif()
+            gps, taken = _gps(exif), _taken_at(exif)
+            image.load()  # full decode: truncated or corrupt data fails here
+            upright = ImageOps.exif_transpose(image)
+            clean = Image.frombytes(upright.mode, upright.size, upright.tobytes())  # pixels only, no metadata
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise MediaRefused(f"ảnh bị hỏng hoặc không đọc được hết (corrupt or truncated image): {exc}") from exc
+    clean.thumbnail((STORE_MAX_PX, STORE_MAX_PX))
+    stored = _encode(clean, fmt)
+    digest = hashlib.sha256(stored).hexdigest()
+    thumb = clean.copy()
+    thumb.thumbnail((THUMB_PX, THUMB_PX))
+    thumb_bytes = _encode(thumb, "JPEG")
+    ext = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}[fmt]
+    key = f"reports/{digest[:2]}/{digest}.{ext}"
+    thumb_key = f"reports/{digest[:2]}/{digest}-thumb.jpg"
+    for rel, content in ((key, stored), (thumb_key, thumb_bytes)):
+        path = media_root / rel
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(path.suffix + ".part")
+            partial.write_bytes(content)
+            partial.replace(path)
+    return StoredPhoto(digest, key, thumb_key, ALLOWED[fmt], len(stored), clean.width, clean.height, gps, taken)

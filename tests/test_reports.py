@@ -1,0 +1,179 @@
+"""Citizen reports: tracking codes, photo checks (EXIF stripped, bombs and fakes refused), routing
+to the commune by polygon with an alert that reaches only that commune, public lookup without
+personal data, rating rules and the rate limit."""
+
+from __future__ import annotations
+
+import io
+import struct
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from shapely.geometry import shape
+from staff import app_settings, token
+
+from ioc.district.bootstrap import load_district_into
+from ioc.district.loader import load_district
+from ioc.http.app import create_app
+from ioc.reports import codes
+from ioc.reports.media import MediaRefused, store_photo
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _inside(unit_id: str) -> tuple[float, float]:
+    district = load_district(ROOT / "config" / "district.yaml")
+    unit = next(u for u in district.units if u.id == unit_id)
+    point = shape(unit.polygon.model_dump()).representative_point()
+    return point.y, point.x
+
+
+def _jpeg_with_gps(lat: float, lon: float) -> bytes:
+    image = Image.new("RGB", (64, 48), (200, 120, 40))
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"  # Make
+
+    def dms(value: float) -> tuple:
+        d = int(value)
+        m = int((value - d) * 60)
+        s = round(((value - d) * 60 - m) * 60, 2)
+        return (float(d), float(m), float(s))
+
+    exif[0x8825] = {1: "N", 2: dms(lat), 3: "E", 4: dms(lon)}
+    out = io.BytesIO()
+    image.save(out, "JPEG", exif=exif)
+    return out.getvalue()
+
+
+def _png_bomb(width: int = 50_000, height: int = 50_000) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 1024))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_tracking_codes_are_unique_readable_and_not_sequential() -> None:
+    made = [codes.new_code() for _ in range(10_000)]
+    assert len(set(made)) == 10_000
+    assert all(len(c) == 8 and set(c) <= set(codes.ALPHABET) for c in made)
+    # No sequence: consecutive codes share no more leading symbols than chance would give.
+    shared = sum(a[:2] == b[:2] for a, b in zip(made, made[1:], strict=False))
+    assert shared < 50  # expected ~10 of 9,999 with 1024 two-symbol prefixes
+    code = made[0]
+    shown = codes.display(code)
+    assert shown.startswith("PA-") and codes.normalise(shown.lower().replace("-", " ")) == code
+    assert codes.normalise("PA-1234") is None
+
+
+def test_photo_exif_is_read_then_stripped(tmp_path: Path) -> None:
+    stored = store_photo(_jpeg_with_gps(15.43, 108.07), tmp_path)
+    assert stored.gps is not None and abs(stored.gps[0] - 15.43) < 1e-3 and abs(stored.gps[1] - 108.07) < 1e-3
+    for key in (stored.storage_key, stored.thumb_key):
+        with Image.open(tmp_path / key) as image:
+            assert dict(image.getexif()) == {} and "exif" not in image.info
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("png bomb", _png_bomb(), "vượt giới hạn"),
+        ("30 MB", b"\xff\xd8" + b"\0" * (30 * 1024 * 1024), "quá lớn"),
+        ("php renamed .jpg", b"<?php system($_GET['c']); ?>", "không phải ảnh"),
+        ("truncated jpeg", _jpeg_with_gps(15.4, 108.1)[:300], "hỏng"),
+        ("gif", b"GIF89a\x01\x00\x01\x00\x00\x00\x00;", "không"),
+    ],
+)
+def test_bad_photos_are_refused_with_a_reason_and_nothing_is_stored(tmp_path: Path, name: str, data: bytes,
+                                                                     reason: str) -> None:  # fmt: skip
+    with pytest.raises(MediaRefused, match=reason):
+        store_photo(data, tmp_path)
+    assert not any(p.is_file() for p in tmp_path.rglob("*")), name
+
+
+@pytest.fixture(scope="module")
+def app(database_factory: Callable[..., str], mqtt_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    url = database_factory(migrated=True)
+    settings = app_settings(url, mqtt_url, var_dir=tmp_path_factory.mktemp("var"))
+    load_district_into(url, settings, environ={})
+    with TestClient(create_app(settings)) as client:
+        yield client, url
+
+
+def test_report_with_a_photo_in_tra_kot_reaches_only_tra_kot_over_the_websocket(app) -> None:
+    client, url = app
+    kot = token(client, url, "commune_officer", "tra-kot")
+    giap = token(client, url, "commune_officer", "tra-giap")
+    lat, lon = _inside("tra-kot")
+    with client.websocket_connect(f"/ws?topics=alert&access_token={kot}") as ws_kot, \
+            client.websocket_connect(f"/ws?topics=alert&access_token={giap}") as ws_giap:  # fmt: skip
+        for ws in (ws_kot, ws_giap):
+            while ws.receive_json()["type"] != "snapshot_end":
+                pass
+        deadline = time.monotonic() + 10
+        while not client.app.state.hub_ready.is_set():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        sent = time.monotonic()
+        response = client.post(
+            "/api/public/reports",
+            data={"category": "ha-tang", "description": "Cầu treo bị hỏng ván, rất nguy hiểm cho học sinh.",
+                  "phone": "0905 123 456", "name": "Hồ Văn A", "lat": str(lat), "lon": str(lon)},
+            files=[("photos", ("cau.jpg", _jpeg_with_gps(lat, lon), "image/jpeg"))],
+        )  # fmt: skip
+        assert response.status_code == 201, response.text
+        receipt = response.json()
+        assert receipt["unit_id"] == "tra-kot" and receipt["tracking_code"].startswith("PA-")
+        frame = ws_kot.receive_json()
+        assert time.monotonic() - sent < 1.5
+        event = frame["event"]
+        assert event["type"] == "alert.created" and event["unit_id"] == "tra-kot"
+        alert_id = event["data"]["id"]
+    # Trà Giáp's officer: not on the websocket (checked by scope in the RBAC tests), not over HTTP.
+    assert client.get(f"/api/alerts/{alert_id}", headers={"Authorization": f"Bearer {giap}"}).status_code == 404
+    detail = client.get(f"/api/alerts/{alert_id}", headers={"Authorization": f"Bearer {kot}"}).json()
+    assert "0905" not in str(detail["evidence"])
+    public = client.get(f"/api/public/reports/{receipt['tracking_code'].lower()}").json()
+    assert public["status"] == "received" and public["unit_name"] == "Trà Kót" and public["photos"] == 1
+    assert "0905" not in str(public) and "Hồ Văn A" not in str(public)
+    early = client.post(f"/api/public/reports/{receipt['tracking_code']}/rating", json={"rating": 5})
+    assert early.status_code == 409
+
+
+def test_a_photo_gps_places_a_report_sent_without_a_location(app) -> None:
+    client, _ = app
+    lat, lon = _inside("tra-ka")
+    response = client.post(
+        "/api/public/reports",
+        data={"category": "moi-truong", "description": "Rác thải đổ bừa bãi ven suối."},
+        files=[("photos", ("rac.jpg", _jpeg_with_gps(lat, lon), "image/jpeg"))],
+    )
+    assert response.status_code == 201, response.text
+    assert (response.json()["unit_id"], response.json()["location_from"]) == ("tra-ka", "photo")
+
+
+def test_refusals_have_reasons_and_the_rate_limit_answers_429(app) -> None:
+    client, _ = app
+    fake = client.post("/api/public/reports", data={"category": "khac", "description": "ảnh giả mạo"},
+                       files=[("photos", ("a.jpg", b"<?php echo 1; ?>", "image/jpeg"))])  # fmt: skip
+    assert fake.status_code in (400, 429)
+    if fake.status_code == 400:
+        assert "không phải ảnh" in fake.json()["detail"]
+    assert client.get("/api/public/reports/PA-12").status_code == 400
+    assert client.get("/api/public/reports/PA-AAAA-BBBB").status_code == 404
+    statuses = [client.post("/api/public/reports", data={"category": "khac", "description": "thử giới hạn"}).status_code
+                for _ in range(8)]  # fmt: skip
+    assert 429 in statuses
+    limited = client.post("/api/public/reports", data={"category": "khac", "description": "thử giới hạn"})
+    assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+    assert client.get("/api/public/report-categories").status_code == 200  # others keep being served
