@@ -177,3 +177,25 @@ def test_refusals_have_reasons_and_the_rate_limit_answers_429(app) -> None:
     limited = client.post("/api/public/reports", data={"category": "khac", "description": "thử giới hạn"})
     assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
     assert client.get("/api/public/report-categories").status_code == 200  # others keep being served
+
+
+def test_the_report_follows_its_alert_and_can_then_be_rated_once(app) -> None:
+    client, url = app
+    client.app.state.__dict__.pop("public_submit", None)  # a fresh address bucket after the rate-limit test
+    lat, lon = _inside("tra-nu")
+    receipt = client.post("/api/public/reports", data={"category": "dien-nuoc", "description": "Mất nước 3 ngày.",
+                                                        "lat": str(lat), "lon": str(lon)}).json()  # fmt: skip
+    code = receipt["tracking_code"]
+    officer = {"Authorization": f"Bearer {token(client, url, 'commune_officer', 'tra-nu')}"}
+    alert_id = next(a["id"] for a in client.get("/api/alerts", headers=officer).json()["items"]
+                    if a["kind"] == "report.new")  # fmt: skip
+    steps = [("acknowledge", "in_progress"), ("resolve", "resolved")]
+    for action, status in steps:
+        moved = client.post(f"/api/alerts/{alert_id}/actions", json={"action": action, "note": "đã sửa"},
+                            headers=officer)  # fmt: skip
+        assert moved.status_code == 200, moved.text
+        public = client.get(f"/api/public/reports/{code}").json()
+        assert public["status"] == status
+    assert public["resolved_at"] is not None
+    assert client.post(f"/api/public/reports/{code}/rating", json={"rating": 4, "comment": "Nhanh"}).status_code == 204
+    assert client.post(f"/api/public/reports/{code}/rating", json={"rating": 5}).status_code == 409
