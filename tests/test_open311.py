@@ -1,0 +1,166 @@
+"""Open311 GeoReport v2 conformance: every endpoint in JSON and XML, errors in the spec's format."""
+
+from __future__ import annotations
+
+import secrets
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from shapely.geometry import shape
+from staff import app_settings
+
+from ioc.auth import repository
+from ioc.auth.tokens import new_api_key
+from ioc.district.bootstrap import load_district_into
+from ioc.district.loader import load_district
+from ioc.http.app import create_app
+
+ROOT = Path(__file__).resolve().parent.parent
+FORMATS = ("json", "xml")
+
+
+@pytest.fixture(scope="module")
+def o311(database_factory: Callable[..., str], mqtt_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    url = database_factory(migrated=True)
+    settings = app_settings(url, mqtt_url, var_dir=tmp_path_factory.mktemp("var"))
+    load_district_into(url, settings, environ={})
+    keys = {}
+    with psycopg.connect(url) as conn:
+        for role in ("integration", "device"):
+            keys[role] = new_api_key()
+            repository.create_api_key(conn, name=f"o311-{role}-{secrets.token_hex(2)}", role=role, unit_id=None,
+                                      key=keys[role])  # fmt: skip
+    with TestClient(create_app(settings)) as client:
+        yield client, keys
+
+
+def _parse(response, fmt: str):  # noqa: ANN001, ANN202
+    if fmt == "json":
+        assert response.headers["content-type"].startswith("application/json")
+        return response.json()
+    assert response.headers["content-type"].startswith("text/xml")
+    return ET.fromstring(response.content)
+
+
+def _point(unit_id: str) -> tuple[float, float]:
+    district = load_district(ROOT / "config" / "district.yaml")
+    point = shape(next(u for u in district.units if u.id == unit_id).polygon.model_dump()).representative_point()
+    return point.y, point.x
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_services_and_definitions(o311, fmt: str) -> None:
+    client, _ = o311
+    body = _parse(client.get(f"/open311/v2/services.{fmt}", params={"jurisdiction_id": "bac-tra-my"}), fmt)
+    if fmt == "json":
+        codes = {s["service_code"] for s in body}
+        assert {"ha-tang", "moi-truong"} <= codes and all(s["type"] == "realtime" for s in body)
+    else:
+        assert body.tag == "services" and body.find("service/service_code") is not None
+    definition = _parse(client.get(f"/open311/v2/services/ha-tang.{fmt}"), fmt)
+    assert (definition["service_code"] if fmt == "json" else definition.findtext("service_definition/service_code")) \
+        == "ha-tang"  # fmt: skip
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_post_get_and_token_round_trip(o311, fmt: str) -> None:
+    client, keys = o311
+    lat, lon = _point("tra-giac")
+    form = {"api_key": keys["integration"], "jurisdiction_id": "bac-tra-my", "service_code": "ha-tang",
+            "lat": str(lat), "long": str(lon), "description": "Đèn đường hỏng trước chợ.",
+            "first_name": "Lê", "last_name": "Thị B", "phone": "0905000111", "media_url": "https://example.vn/a.jpg",
+            "attribute[so_den]": "3"}  # fmt: skip
+    created = client.post(f"/open311/v2/requests.{fmt}", data=form)
+    assert created.status_code == 200, created.text
+    body = _parse(created, fmt)
+    request_id = body[0]["service_request_id"] if fmt == "json" else body.findtext("request/service_request_id")
+    assert request_id.startswith("PA-")
+    one = _parse(client.get(f"/open311/v2/requests/{request_id}.{fmt}"), fmt)
+    if fmt == "json":
+        [item] = one
+        assert (item["status"], item["service_code"], item["media_url"]) == ("open", "ha-tang",
+                                                                             "https://example.vn/a.jpg")  # fmt: skip
+        assert abs(item["lat"] - lat) < 1e-9 and "0905000111" not in str(item) and "Thị B" not in str(item)
+    else:
+        assert one.findtext("request/status") == "open" and "0905000111" not in created.text
+    listed = _parse(client.get(f"/open311/v2/requests.{fmt}", params={"service_code": "ha-tang", "status": "open"}),
+                    fmt)  # fmt: skip
+    ids = [r["service_request_id"] for r in listed] if fmt == "json" else [
+        r.findtext("service_request_id") for r in listed.findall("request")]  # fmt: skip
+    assert request_id in ids
+    closed = _parse(client.get(f"/open311/v2/requests.{fmt}", params={"status": "closed"}), fmt)
+    assert request_id not in str(closed if fmt == "json" else ET.tostring(closed))
+    token = _parse(client.get(f"/open311/v2/tokens/{request_id}.{fmt}"), fmt)
+    assert (token[0]["service_request_id"] if fmt == "json" else token.findtext("request/service_request_id")) \
+        == request_id  # fmt: skip
+
+
+ERRORS = [
+    (
+        "post",
+        "/open311/v2/requests.{fmt}",
+        {"service_code": "ha-tang", "lat": "15.3", "long": "108.2", "description": "x"},
+        403,
+        "api_key",
+    ),  # fmt: skip
+    (
+        "post",
+        "/open311/v2/requests.{fmt}",
+        {"api_key": "DEVICE", "service_code": "ha-tang", "lat": "15.3", "long": "108.2", "description": "x"},
+        403,
+        "api_key",
+    ),  # fmt: skip
+    (
+        "post",
+        "/open311/v2/requests.{fmt}",
+        {"api_key": "KEY", "service_code": "nope", "lat": "15.3", "long": "108.2", "description": "x"},
+        400,
+        "service_code",
+    ),  # fmt: skip
+    (
+        "post",
+        "/open311/v2/requests.{fmt}",
+        {"api_key": "KEY", "service_code": "ha-tang", "description": "x"},
+        400,
+        "location",
+    ),  # fmt: skip
+    (
+        "post",
+        "/open311/v2/requests.{fmt}",
+        {"api_key": "KEY", "service_code": "ha-tang", "lat": "north", "long": "108.2", "description": "x"},
+        400,
+        "decimal",
+    ),  # fmt: skip
+    ("get", "/open311/v2/services/nope.{fmt}", None, 404, "not found"),
+    ("get", "/open311/v2/requests/PA-0000-0000.{fmt}", None, 404, "not found"),
+    ("get", "/open311/v2/requests.{fmt}?status=pending", None, 400, "status"),
+    ("get", "/open311/v2/requests.{fmt}?start_date=yesterday", None, 400, "start_date"),
+    ("get", "/open311/v2/services.{fmt}?jurisdiction_id=hanoi", None, 404, "jurisdiction"),
+]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("case", range(len(ERRORS)))
+def test_errors_use_the_spec_format(o311, fmt: str, case: int) -> None:
+    client, keys = o311
+    method, path, form, status, words = ERRORS[case]
+    if form:
+        form = {k: {"KEY": keys["integration"], "DEVICE": keys["device"]}.get(v, v) for k, v in form.items()}
+    response = client.request(method.upper(), path.format(fmt=fmt), data=form)
+    assert response.status_code == status, response.text
+    body = _parse(response, fmt)
+    if fmt == "json":
+        assert body[0]["code"] == status and words in body[0]["description"]
+    else:
+        assert body.tag == "errors" and body.findtext("error/code") == str(status)
+        assert words in body.findtext("error/description")
+
+
+def test_unknown_format_is_an_error(o311) -> None:
+    client, _ = o311
+    response = client.get("/open311/v2/services.csv")
+    assert response.status_code == 404 and response.json()[0]["code"] == 404
