@@ -57,6 +57,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from ingest import metrics
 from ingest.alerting import AlertFeed
 from ingest.presence import Change, Signal, apply_signals, expire_silent
+from ingest.reports import ReportIntake
 from ingest.validate import (
     Accepted,
     DeviceDirectory,
@@ -102,6 +103,7 @@ class WorkerConfig:
     ready_file: Path | None = None  # touched once the subscription is acknowledged (tests, bench)
     commit_trace: Path | None = None  # bench: one line per commit, "<commit epoch> <ts epoch>..." of telemetry
     alert_rules: Path | None = None  # config/alert-rules.yaml: alerts raised in the batch's transaction
+    district_config: Path | None = None  # report categories: MQTT reports become report rows
 
 
 def config_from_settings(settings: Any, **overrides: Any) -> WorkerConfig:
@@ -119,6 +121,7 @@ def config_from_settings(settings: Any, **overrides: Any) -> WorkerConfig:
         "events_retention_days": settings.events_retention_days,
         "media_root": Path(settings.var_dir) / "media",
         "alert_rules": Path(settings.alert_rules) if settings.alert_rules else None,
+        "district_config": Path(settings.district_config),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     return WorkerConfig(**values)
@@ -223,6 +226,7 @@ class Worker:
         self._trace = None
         self.stats = Counter()  # stored, duplicates, dead_lettered, ignored, batches, acked
         self.alerts = AlertFeed.from_file(config.alert_rules) if config.alert_rules else None
+        self.reports = ReportIntake(config.district_config) if config.district_config else None
         self.client = self._make_client()
 
     # -- database ----------------------------------------------------------------------------------
@@ -493,7 +497,9 @@ class Worker:
             verdict = self.validator.validate(msg)
             if isinstance(verdict, Accepted):
                 rows.setdefault(verdict.table, []).append((index, verdict.values))
-                if self.alerts is not None and self.alerts.wants(verdict):
+                if (self.alerts is not None and self.alerts.wants(verdict)) or (
+                    self.reports is not None and self.reports.wants(verdict)
+                ):
                     candidates.append(verdict)
                 kinds[(verdict.kind, verdict.table)] += 1
                 outcome.accepted += 1
@@ -633,12 +639,16 @@ class Worker:
         stored: dict[str, set[tuple[str, str]]],
         changes: list[Change],
     ) -> None:
-        """Alerts for the batch, in its transaction; a failing rule never costs the batch itself."""
-        if self.alerts is None or not (candidates or changes):
+        """Alerts and report rows for the batch, in its transaction; a failure there never costs the
+        batch itself (the messages are stored regardless)."""
+        if (self.alerts is None and self.reports is None) or not (candidates or changes):
             return
         try:
-            with conn.transaction():  # savepoint: an alert bug rolls back only the alerts
-                self.alerts.apply(conn, candidates, stored, changes, self.clock.now())
+            with conn.transaction():  # savepoint: a bug here rolls back only the derived records
+                if self.reports is not None and candidates:
+                    self.reports.apply(conn, candidates, stored, self.clock.now())
+                if self.alerts is not None:
+                    self.alerts.apply(conn, candidates, stored, changes, self.clock.now())
         except psycopg.OperationalError:
             raise  # the database is gone: the whole batch is retried
         except Exception:  # noqa: BLE001 - logged and counted; the data is stored regardless

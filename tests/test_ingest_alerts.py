@@ -91,3 +91,53 @@ def test_camera_rule_hits_sensor_levels_and_presence_become_alerts(alert_db: str
                           " AND status = 'resolved'", (unit,)) == 1, 10)  # fmt: skip
     client.loop_stop()
     client.disconnect()
+
+
+def test_a_report_over_mqtt_becomes_one_routed_report_with_its_alert(database_factory, mqtt_url: str) -> None:
+    from shapely.geometry import shape
+
+    from ioc.district.bootstrap import load_district_into
+    from ioc.district.loader import load_district
+    from ioc.settings import Settings
+
+    db = database_factory(migrated=True)
+    config = RULES.parent / "district.yaml"
+    load_district_into(db, Settings(_env_file=None, database_url=db), environ={})  # type: ignore[call-arg]
+    kot = next(u for u in load_district(config).units if u.id == "tra-kot")
+    point = shape(kot.polygon.model_dump()).representative_point()
+    root = f"t{secrets.token_hex(3)}/v1"
+    config_values = dict(
+        database_url=db, mqtt_url=mqtt_url, topic_root=root, share_group=None, session_expiry_s=0,
+        client_id=f"test-reports-{secrets.token_hex(4)}", batch_wait_s=0.02, presence_flush_s=0.0,
+        alert_rules=RULES, district_config=config,
+    )  # fmt: skip
+    w = Worker(WorkerConfig(**config_values))
+    thread = threading.Thread(target=w.run, daemon=True)
+    thread.start()
+    client = publisher(mqtt_url)
+    try:
+        assert wait_for(lambda: w.subscribed, 10)
+        topic = f"{root}/bac-tra-my/report/int-tong-dai-1022/event"
+        report = _event("hotline-000871", category="thien-tai", description="Sạt lở taluy trên ĐT616, thôn 2.",
+                        lat=point.y, lon=point.x, reporter_phone="0905 111 222", consent=True)  # fmt: skip
+        for _ in range(3):  # the hotline system retries: one report
+            client.publish(topic, report, qos=1)
+        odd = _event("hotline-000872", category="loai-moi", description="Cây đổ chắn đường vào trường.",
+                     lat=point.y, lon=point.x)  # fmt: skip
+        client.publish(topic, odd, qos=1)
+        assert wait_for(lambda: count(db, "SELECT count(*) FROM reports WHERE source = 'mqtt:int-tong-dai-1022'") == 2,
+                        10)  # fmt: skip
+    finally:
+        w.stop()
+        thread.join(15)
+        client.loop_stop()
+        client.disconnect()
+    with psycopg.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT r.source_ref, r.category, r.unit_id, a.kind, a.unit_id, r.attributes FROM reports r"
+            " JOIN alerts a ON a.id = r.alert_id ORDER BY r.source_ref"
+        ).fetchall()
+    assert rows == [
+        ("hotline-000871", "thien-tai", "tra-kot", "report.new", "tra-kot", {}),
+        ("hotline-000872", "khac", "tra-kot", "report.new", "tra-kot", {"sent_category": "loai-moi"}),
+    ]

@@ -309,8 +309,10 @@ class DossierEventV1(Envelope):
 
 
 class ReportV1(Envelope):
-    """A citizen report submitted by an outside app or the hotline system (provisional: the reports
-    part finalises it). Stored in `device_events` as `report.submitted`."""
+    """A citizen report submitted by an outside app or the hotline system. Stored in `device_events` as
+    `report.submitted` and filed as a citizen report, once per message id: a tracking code, the commune
+    whose polygon contains `lat`/`lon`, the category's due time and an alert for that commune (the same
+    path as the web form and Open311). An unknown category is filed under `khac` (Other)."""
 
     max_bytes: ClassVar[int] = 64 * 1024
     model_config = ConfigDict(
