@@ -33,8 +33,7 @@ class ReportIntake:
         from ioc.district.loader import load_district
 
         district = load_district(district_config)
-        self.categories = {c.id: Category(c.id, c.name, c.name_en, c.sla_hours, c.severity)
-                           for c in district.report_categories}  # fmt: skip
+        self.categories = {c.id: Category.of(c) for c in district.report_categories}
         self.refresh_s = refresh_s
         self._locator: UnitLocator | None = None
         self._loaded = float("-inf")

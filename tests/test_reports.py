@@ -199,3 +199,50 @@ def test_the_report_follows_its_alert_and_can_then_be_rated_once(app) -> None:
     assert public["resolved_at"] is not None
     assert client.post(f"/api/public/reports/{code}/rating", json={"rating": 4, "comment": "Nhanh"}).status_code == 204
     assert client.post(f"/api/public/reports/{code}/rating", json={"rating": 5}).status_code == 409
+
+
+def test_staff_see_their_communes_reports_with_contact_and_replies_reach_the_citizen(app) -> None:
+    client, url = app
+    client.app.state.__dict__.pop("public_submit", None)
+    lat, lon = _inside("tra-doc")
+    receipt = client.post(
+        "/api/public/reports",
+        data={"category": "y-te", "description": "Trạm y tế thôn 3 đóng cửa giờ hành chính.", "lat": str(lat),
+              "lon": str(lon), "phone": "0905 777 888"},
+        files=[("photos", ("tram.jpg", _jpeg_with_gps(lat, lon), "image/jpeg"))],
+    ).json()  # fmt: skip
+    officer = {"Authorization": f"Bearer {token(client, url, 'commune_officer', 'tra-doc')}"}
+    stranger = {"Authorization": f"Bearer {token(client, url, 'commune_officer', 'tra-tan')}"}
+    listed = client.get("/api/reports", params={"q": "tram y te"}, headers=officer).json()
+    [item] = [r for r in listed if r["tracking_code"] == receipt["tracking_code"]]
+    detail = client.get(f"/api/reports/{item['id']}", headers=officer).json()
+    assert detail["reporter_phone"] == "0905 777 888" and len(detail["media"]) == 1
+    photo = client.get(detail["media"][0]["url"], headers=officer)
+    assert photo.status_code == 200 and photo.content[:2] == b"\xff\xd8"
+    assert client.get(f"/api/reports/{item['id']}", headers=stranger).status_code == 404
+    assert receipt["tracking_code"] not in str(client.get("/api/reports", headers=stranger).json())
+    for text, public in (("Đã cử cán bộ xuống kiểm tra.", True), ("Ghi chú nội bộ: liên hệ trưởng thôn.", False)):
+        made = client.post(f"/api/reports/{item['id']}/replies", json={"text": text, "public": public},
+                           headers=officer)  # fmt: skip
+        assert made.status_code == 201, made.text
+    public_view = client.get(f"/api/public/reports/{receipt['tracking_code']}").json()
+    assert [r["text"] for r in public_view["replies"]] == ["Đã cử cán bộ xuống kiểm tra."]
+
+
+def test_ioc_only_reports_never_reach_the_commune(app) -> None:
+    client, url = app
+    client.app.state.__dict__.pop("public_submit", None)
+    lat, lon = _inside("tra-bui")
+    receipt = client.post("/api/public/reports", data={"category": "can-bo", "lat": str(lat), "lon": str(lon),
+                          "description": "Cán bộ địa chính xã đòi tiền khi làm hồ sơ."}).json()  # fmt: skip
+    assert receipt["unit_id"] == "tra-bui"
+    officer = {"Authorization": f"Bearer {token(client, url, 'commune_officer', 'tra-bui')}"}
+    operator = {"Authorization": f"Bearer {token(client, url, 'operator')}"}
+    assert receipt["tracking_code"] not in str(client.get("/api/reports", headers=officer).json())
+    assert not any(a["kind"] == "report.new" and "Cán bộ" in a["title"]
+                   for a in client.get("/api/alerts", headers=officer).json()["items"])  # fmt: skip
+    seen = [r for r in client.get("/api/reports", headers=operator).json()
+            if r["tracking_code"] == receipt["tracking_code"]]  # fmt: skip
+    assert len(seen) == 1
+    alert = client.get(f"/api/alerts/{seen[0]['alert_id']}", headers=operator).json()
+    assert alert["unit_id"] is None  # a district-level alert

@@ -305,6 +305,11 @@ class ReportCategory(Model):
     name_en: Name
     sla_hours: float = Field(gt=0)
     severity: Literal["info", "minor", "moderate", "severe", "critical"] = "minor"
+    privacy: Literal["public_hidden", "ioc_only"] = Field(
+        default="public_hidden",
+        description="public_hidden: the commune's staff and the district see the reporter; ioc_only: only district "
+        "staff see the report at all (reports about local officials must not reach them).",
+    )
 
 
 class Escalation(Model):

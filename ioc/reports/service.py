@@ -30,6 +30,13 @@ class Category:
     name_en: str
     sla_hours: float
     severity: str
+    privacy: str = "public_hidden"
+
+    @classmethod
+    def of(cls, category: Any) -> Category:
+        """From the district configuration's ``ReportCategory``."""
+        return cls(category.id, category.name, category.name_en, category.sla_hours, category.severity,
+                   category.privacy)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -86,13 +93,14 @@ def submit(
             row = conn.execute(
                 """INSERT INTO reports (tracking_code, category, description, description_search, lat, lon, address,
                        unit_id, source, source_ref, reporter_name, reporter_phone, reporter_email, consent, due_at,
-                       created_at, updated_at)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                       created_at, updated_at, privacy)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                    ON CONFLICT (tracking_code) DO NOTHING RETURNING id""",
                 (code, category.id, description, fold(description), lat, lon,
                  nfc(submission.address) if submission.address else None, unit_id, submission.source,
                  submission.source_ref, nfc(submission.reporter_name) if submission.reporter_name else None,
-                 submission.reporter_phone, submission.reporter_email, submission.consent, due, now, now),
+                 submission.reporter_phone, submission.reporter_email, submission.consent, due, now, now,
+                 category.privacy),
             ).fetchone()  # fmt: skip
         if row:
             break
@@ -109,10 +117,12 @@ def submit(
     evidence: dict[str, Any] = {"report_id": report_id, "tracking_code": code, "category": category.id,
                                 "description": description[:300],
                                 "photos": [p.thumb_key for p in photos]}  # fmt: skip
+    # An IOC-only report (about local officials) raises a district-level alert: no commune sees it.
+    alert_unit = None if category.privacy == "ioc_only" else unit_id
     [alert] = raise_alerts(
         conn,
         [AlertDraft(kind="report.new", severity=Severity(category.severity), title=f"Phản ánh mới: {category.name}",
-                    at=now, unit_id=unit_id, dedup_key=f"report:{report_id}", description=description[:1000],
+                    at=now, unit_id=alert_unit, dedup_key=f"report:{report_id}", description=description[:1000],
                     lat=lat, lon=lon, evidence=evidence, source_ref={"report": report_id}, policy="default")],
         now=now,
     )  # fmt: skip
@@ -137,4 +147,13 @@ def public_view(conn: psycopg.Connection, code: str) -> dict[str, Any] | None:
         return None
     keys = ("tracking_code", "category", "status", "created_at", "updated_at", "due_at", "resolved_at", "rating",
             "unit_name", "photos")  # fmt: skip
-    return dict(zip(keys, row, strict=True))
+    view = dict(zip(keys, row, strict=True))
+    view["replies"] = [
+        {"at": at, "text": text}
+        for at, text in conn.execute(
+            "SELECT p.at, p.text FROM report_replies p JOIN reports r ON r.id = p.report_id"
+            " WHERE r.tracking_code = %s AND p.public ORDER BY p.id",
+            (code,),
+        ).fetchall()
+    ]
+    return view
