@@ -72,6 +72,12 @@ class Settings(BaseSettings):
         description="Origins allowed to call the API from another site (JSON list, e.g. "
         '["https://ioc.example.vn"]); empty: same origin only (the pages are served by the API).',
     )
+    public_submit_burst: int = Field(
+        default=5, ge=1, description="Citizen report submissions one client address may send at once."
+    )
+    public_submit_per_min: float = Field(
+        default=1.0, gt=0, description="Then this many submissions a minute per client address (429 beyond)."
+    )
     alert_rules: Path | None = Field(
         default=PROJECT_ROOT / "config" / "alert-rules.yaml",
         description="Alert rules and escalation ladders (docs/alerts.md); empty: the ingest workers raise no alerts.",

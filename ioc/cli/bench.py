@@ -20,6 +20,7 @@ def progress(as_json: bool, what: str):  # noqa: ANN201 - a context manager
 
     return contextlib.nullcontext() if as_json else Console(stderr=True).status(what)
 
+
 from ioc.cli.ingest_cmd import bench_ingest  # noqa: E402
 
 app.command("ingest")(bench_ingest)
@@ -84,6 +85,36 @@ def bench_detect(
         with progress(as_json, f"detect bench: {cameras} cameras x {frames} frames..."):
             result = bench.run(path, cameras=cameras, frames=frames, input_size=input_size)
     except ModelUnavailable as exc:
+        typer.echo(f"bench: {exc}", err=True)
+        raise typer.Exit(exit_codes.UNAVAILABLE) from exc
+    typer.echo(json.dumps(result))
+
+
+@app.command("reports")
+def bench_reports(
+    concurrency: int = typer.Option(4, min=1, help="Client threads posting at once."),
+    photo_mb: float = typer.Option(2.0, min=0.05, max=9.5, help="Size of the photo sent with each report (MB)."),
+    reports: int = typer.Option(100, min=1, help="Reports to post (to each server)."),
+    as_json: bool = typer.Option(False, "--json", help="Print only the JSON line."),
+) -> None:
+    """Citizen report submissions with a photo (checked, EXIF stripped, stored, routed, alert raised)
+    against a bare FastAPI endpoint that only receives the same multipart body, in the same run.
+
+    Example: ioc bench reports --concurrency 8 --photo-mb 3 --json
+    """
+    import json
+
+    from ioc import logs
+    from ioc.cli import exit_codes
+    from ioc.cli.bench_reports import run_bench
+    from ioc.settings import get_settings
+
+    settings = get_settings()
+    logs.configure("WARNING" if as_json else settings.log_level, "bench")
+    try:
+        with progress(as_json, f"reports bench: {reports} reports with {photo_mb:g} MB photos..."):
+            result = run_bench(settings, concurrency=concurrency, photo_mb=photo_mb, reports=reports)
+    except ConnectionError as exc:
         typer.echo(f"bench: {exc}", err=True)
         raise typer.Exit(exit_codes.UNAVAILABLE) from exc
     typer.echo(json.dumps(result))

@@ -26,13 +26,17 @@ router = APIRouter(prefix="/api/public", tags=["citizen reports"])
 
 MAX_PHOTOS = 5
 MAX_BODY = MAX_PHOTOS * MAX_BYTES + 64 * 1024
-SUBMIT_LIMIT = BucketPolicy(capacity=5, refill_per_s=1 / 60)  # 5 at once, then one a minute per address
 LOOKUP_LIMIT = BucketPolicy(capacity=30, refill_per_s=0.5)
 LOCATOR_TTL_S = 300.0
 
 
 def _state(request: Request) -> AppState:
     return request.app.state.ioc
+
+
+def _submit_policy(request: Request) -> BucketPolicy:
+    settings = _state(request).settings
+    return BucketPolicy(capacity=settings.public_submit_burst, refill_per_s=settings.public_submit_per_min / 60)
 
 
 def _limit(request: Request, name: str, policy: BucketPolicy) -> None:
@@ -112,7 +116,7 @@ async def send_report(
     consent: Annotated[bool, Form()] = False,
     photos: Annotated[list[UploadFile] | None, File(description=f"Up to {MAX_PHOTOS} photos")] = None,
 ) -> Receipt:
-    _limit(request, "submit", SUBMIT_LIMIT)
+    _limit(request, "submit", _submit_policy(request))
     photos = photos or []
     if len(photos) > MAX_PHOTOS:
         raise Problem(400, "validation-error", f"tối đa {MAX_PHOTOS} ảnh (at most {MAX_PHOTOS} photos)")
