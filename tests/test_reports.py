@@ -246,3 +246,54 @@ def test_ioc_only_reports_never_reach_the_commune(app) -> None:
     assert len(seen) == 1
     alert = client.get(f"/api/alerts/{seen[0]['alert_id']}", headers=operator).json()
     assert alert["unit_id"] is None  # a district-level alert
+
+
+def _video(path: Path, seconds: float, fps: int = 10) -> bytes:
+    import cv2
+    import numpy as np
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (160, 120))
+    for i in range(int(seconds * fps)):
+        writer.write(np.full((120, 160, 3), i % 255, np.uint8))
+    writer.release()
+    return path.read_bytes()
+
+
+def test_videos_short_ones_are_kept_long_ones_refused_and_nothing_half_stored_remains(app, tmp_path: Path) -> None:
+    client, url = app
+    client.app.state.__dict__.pop("public_submit", None)
+    lat, lon = _inside("tra-son")
+    form = {"category": "thien-tai", "description": "Nước suối dâng cao, cuốn trôi cầu tạm.", "lat": str(lat),
+            "lon": str(lon)}  # fmt: skip
+    short = client.post("/api/public/reports", data=form,
+                        files=[("video", ("lu.mp4", _video(tmp_path / "s.mp4", 3), "video/mp4"))])  # fmt: skip
+    assert short.status_code == 201, short.text
+    photo = _jpeg_with_gps(lat, lon)
+    media_root = Path(client.app.state.ioc.settings.var_dir) / "media"
+    before = {p.name for p in media_root.rglob("*") if p.is_file()}
+    long = client.post("/api/public/reports", data=form,
+                       files=[("photos", ("x.jpg", photo, "image/jpeg")),
+                              ("video", ("dai.mp4", _video(tmp_path / "l.mp4", 600, fps=1), "video/mp4"))])  # fmt: skip
+    assert long.status_code == 400 and "tối đa 60 giây" in long.json()["detail"]
+    assert {p.name for p in media_root.rglob("*") if p.is_file()} == before  # the photo was not left behind
+    operator = {"Authorization": f"Bearer {token(client, url, 'operator')}"}
+    report = next(r for r in client.get("/api/reports", headers=operator).json()
+                  if r["tracking_code"] == short.json()["tracking_code"])  # fmt: skip
+    detail = client.get(f"/api/reports/{report['id']}", headers=operator).json()
+    assert [m["kind"] for m in detail["media"]] == ["video"]
+
+
+def test_served_photos_carry_no_exif(app) -> None:
+    client, url = app
+    client.app.state.__dict__.pop("public_submit", None)
+    lat, lon = _inside("tra-giang")
+    sent = client.post("/api/public/reports", data={"category": "ha-tang", "description": "Ổ gà lớn giữa đường."},
+                       files=[("photos", ("o-ga.jpg", _jpeg_with_gps(lat, lon), "image/jpeg"))]).json()  # fmt: skip
+    operator = {"Authorization": f"Bearer {token(client, url, 'operator')}"}
+    report = next(r for r in client.get("/api/reports", headers=operator).json()
+                  if r["tracking_code"] == sent["tracking_code"])  # fmt: skip
+    url_photo = client.get(f"/api/reports/{report['id']}", headers=operator).json()["media"][0]["url"]
+    for params in ({}, {"thumb": "true"}):
+        served = client.get(url_photo, params=params, headers=operator)
+        with Image.open(io.BytesIO(served.content)) as image:
+            assert dict(image.getexif()) == {} and "exif" not in image.info

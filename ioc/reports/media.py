@@ -126,3 +126,96 @@ def store_photo(data: bytes, media_root: Path) -> StoredPhoto:
             partial.write_bytes(content)
             partial.replace(path)
     return StoredPhoto(digest, key, thumb_key, ALLOWED[fmt], len(stored), clean.width, clean.height, gps, taken)
+
+
+# -- videos ---------------------------------------------------------------------------------------
+
+MAX_VIDEO_BYTES = 50 * 1024 * 1024
+MAX_VIDEO_S = 60.0
+VIDEO_MAX_PX = 1280
+
+
+@dataclass(frozen=True)
+class StoredVideo:
+    sha256: str
+    storage_key: str
+    thumb_key: str
+    mime: str
+    bytes: int
+    width: int
+    height: int
+    duration_s: float
+
+
+def _video_kind(data: bytes) -> str | None:
+    if len(data) >= 12 and data[4:8] == b"ftyp":
+        return "mp4"
+    if data[:4] == b"\x1a\x45\xdf\xa3":
+        return "webm"
+    return None
+
+
+def store_video(data: bytes, media_root: Path) -> StoredVideo:
+    """Validate a short MP4/WebM clip and store a re-encoded copy (no metadata) and a thumbnail.
+
+    The clip is recognised by its container's magic bytes, opened with OpenCV's FFmpeg backend, and
+    refused if longer than :data:`MAX_VIDEO_S` or unreadable. The stored copy is re-encoded from the
+    decoded frames (MPEG-4 Part 2, at most 1280 px wide): no container metadata such as a GPS track
+    survives; the sound track is not kept.
+    """
+    import tempfile
+
+    import cv2
+
+    if len(data) > MAX_VIDEO_BYTES:
+        raise MediaRefused(f"video quá lớn: {len(data) / 1e6:.1f} MB, tối đa {MAX_VIDEO_BYTES / 1e6:.0f} MB "
+                           "(video too large)")  # fmt: skip
+    kind = _video_kind(data)
+    if kind is None:
+        raise MediaRefused("không phải video MP4 hoặc WebM (not an MP4 or WebM video)")
+    with tempfile.TemporaryDirectory(prefix="ioc-video-") as tmp:
+        source = Path(tmp) / f"in.{kind}"
+        source.write_bytes(data)
+        capture = cv2.VideoCapture(str(source), cv2.CAP_FFMPEG)
+        try:
+            if not capture.isOpened():
+                raise MediaRefused("video hỏng hoặc không đọc được (corrupt video)")
+            fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
+            frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            if fps <= 0 or frames <= 0:
+                raise MediaRefused("video không có khung hình đọc được (no readable frames)")
+            duration = frames / fps
+            if duration > MAX_VIDEO_S:
+                raise MediaRefused(f"video dài {duration:.0f} giây, tối đa {MAX_VIDEO_S:.0f} giây (video too long)")
+            ok, first = capture.read()
+            if not ok:
+                raise MediaRefused("video hỏng hoặc không đọc được (corrupt video)")
+            height, width = first.shape[:2]
+            scale = min(1.0, VIDEO_MAX_PX / width)
+            size = (int(width * scale) // 2 * 2, int(height * scale) // 2 * 2)
+            target = Path(tmp) / "out.mp4"
+            writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+            written = 0
+            frame = first
+            while ok and written <= MAX_VIDEO_S * fps + 1:
+                writer.write(cv2.resize(frame, size) if size != (width, height) else frame)
+                written += 1
+                ok, frame = capture.read()
+            writer.release()
+            if written < max(1, frames // 2):
+                raise MediaRefused("video bị cắt cụt: chỉ đọc được một phần (truncated video)")
+            ok_thumb, thumb = cv2.imencode(".jpg", cv2.resize(first, (THUMB_PX, max(1, THUMB_PX * height // width))))
+        finally:
+            capture.release()
+        stored = target.read_bytes()
+    digest = hashlib.sha256(stored).hexdigest()
+    key = f"reports/{digest[:2]}/{digest}.mp4"
+    thumb_key = f"reports/{digest[:2]}/{digest}-thumb.jpg"
+    for rel, content in ((key, stored), (thumb_key, thumb.tobytes() if ok_thumb else b"")):
+        path = media_root / rel
+        if content and not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(path.suffix + ".part")
+            partial.write_bytes(content)
+            partial.replace(path)
+    return StoredVideo(digest, key, thumb_key, "video/mp4", len(stored), size[0], size[1], round(duration, 2))

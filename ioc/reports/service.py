@@ -19,7 +19,7 @@ from ioc.alerts.model import AlertDraft, Severity
 from ioc.alerts.store import raise_alerts
 from ioc.geo import UnitLocator
 from ioc.reports.codes import new_code
-from ioc.reports.media import StoredPhoto
+from ioc.reports.media import StoredPhoto, StoredVideo
 from ioc.text import fold, nfc
 
 
@@ -76,6 +76,7 @@ def submit(
     categories: dict[str, Category],
     locator: UnitLocator,
     now: datetime,
+    videos: list[StoredVideo] | None = None,
 ) -> Accepted:
     category = categories.get(submission.category)
     if category is None:
@@ -114,9 +115,18 @@ def submit(
             (report_id, photo.sha256, photo.mime, photo.bytes, photo.width, photo.height, photo.storage_key,
              photo.thumb_key),
         )  # fmt: skip
+    for video in videos or []:
+        conn.execute(
+            """INSERT INTO report_media (report_id, sha256, kind, mime, bytes, width, height, duration_s, storage_key,
+                                         thumb_key)
+               VALUES (%s, %s, 'video', %s, %s, %s, %s, %s, %s, %s)""",
+            (report_id, video.sha256, video.mime, video.bytes, video.width, video.height, video.duration_s,
+             video.storage_key, video.thumb_key),
+        )  # fmt: skip
     evidence: dict[str, Any] = {"report_id": report_id, "tracking_code": code, "category": category.id,
                                 "description": description[:300],
-                                "photos": [p.thumb_key for p in photos]}  # fmt: skip
+                                "photos": [p.thumb_key for p in photos],
+                                "videos": [v.thumb_key for v in videos or []]}  # fmt: skip
     # An IOC-only report (about local officials) raises a district-level alert: no commune sees it.
     alert_unit = None if category.privacy == "ioc_only" else unit_id
     [alert] = raise_alerts(

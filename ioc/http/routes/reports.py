@@ -19,13 +19,20 @@ from ioc.auth.ratelimit import BucketPolicy, TokenBuckets
 from ioc.http.errors import Problem, problem_responses
 from ioc.http.state import AppState
 from ioc.reports import codes
-from ioc.reports.media import MAX_BYTES, MediaRefused, StoredPhoto, store_photo
+from ioc.reports.media import (
+    MAX_BYTES,
+    MAX_VIDEO_BYTES,
+    MediaRefused,
+    StoredPhoto,
+    StoredVideo,
+    store_photo,
+    store_video,
+)
 from ioc.reports.service import Category, Submission, UnknownCategory, public_view, submit
 
 router = APIRouter(prefix="/api/public", tags=["citizen reports"])
 
 MAX_PHOTOS = 5
-MAX_BODY = MAX_PHOTOS * MAX_BYTES + 64 * 1024
 LOOKUP_LIMIT = BucketPolicy(capacity=30, refill_per_s=0.5)
 LOCATOR_TTL_S = 300.0
 
@@ -115,6 +122,7 @@ async def send_report(
     email: Annotated[str | None, Form(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] = None,
     consent: Annotated[bool, Form()] = False,
     photos: Annotated[list[UploadFile] | None, File(description=f"Up to {MAX_PHOTOS} photos")] = None,
+    video: Annotated[UploadFile | None, File(description="One short video (MP4 or WebM, at most 60 s)")] = None,
 ) -> Receipt:
     _limit(request, "submit", _submit_policy(request))
     photos = photos or []
@@ -125,12 +133,23 @@ async def send_report(
         raise Problem(400, "validation-error", f"danh mục không hợp lệ: {category!r} (unknown category)")
     media_root = Path(_state(request).settings.var_dir) / "media"
     stored: list[StoredPhoto] = []
-    for index, upload in enumerate(photos):
-        data = await upload.read(MAX_BYTES + 1)
-        try:
-            stored.append(await asyncio.to_thread(store_photo, data, media_root))
-        except MediaRefused as exc:
-            raise Problem(400, "validation-error", f"ảnh {index + 1} ({upload.filename}): {exc}") from exc
+    videos: list[StoredVideo] = []
+    try:
+        for index, upload in enumerate(photos):
+            data = await upload.read(MAX_BYTES + 1)
+            try:
+                stored.append(await asyncio.to_thread(store_photo, data, media_root))
+            except MediaRefused as exc:
+                raise Problem(400, "validation-error", f"ảnh {index + 1} ({upload.filename}): {exc}") from exc
+        if video is not None and video.filename:
+            data = await video.read(MAX_VIDEO_BYTES + 1)
+            try:
+                videos.append(await asyncio.to_thread(store_video, data, media_root))
+            except MediaRefused as exc:
+                raise Problem(400, "validation-error", f"video ({video.filename}): {exc}") from exc
+    except Problem:
+        await asyncio.to_thread(_discard, request, media_root, [*stored, *videos])
+        raise
     submission = Submission(
         category=category, description=description, lat=lat, lon=lon, address=address,
         reporter_name=name, reporter_phone=phone, reporter_email=email, consent=consent,
@@ -140,7 +159,7 @@ async def send_report(
         locator = _locator(request)
         with _state(request).pool.connection() as conn, conn.transaction():
             accepted = submit(conn, submission, stored, categories=categories, locator=locator,
-                              now=datetime.now(UTC))  # fmt: skip
+                              now=datetime.now(UTC), videos=videos)  # fmt: skip
         return Receipt(
             tracking_code=codes.display(accepted.tracking_code), status="received", unit_id=accepted.unit_id,
             due_at=accepted.due_at, location_from=accepted.location_from,
@@ -148,8 +167,20 @@ async def send_report(
 
     try:
         return await asyncio.to_thread(run)
-    except UnknownCategory as exc:  # pragma: no cover - checked above
-        raise Problem(400, "validation-error", str(exc)) from exc
+    except Exception as exc:
+        await asyncio.to_thread(_discard, request, media_root, [*stored, *videos])
+        if isinstance(exc, UnknownCategory):  # pragma: no cover - checked above
+            raise Problem(400, "validation-error", str(exc)) from exc
+        raise
+
+
+def _discard(request: Request, media_root: Path, items: list[StoredPhoto | StoredVideo]) -> None:
+    """Files this refused request wrote that no stored report uses: nothing half-stored remains."""
+    with _state(request).pool.connection() as conn:
+        for item in items:
+            if conn.execute("SELECT 1 FROM report_media WHERE sha256 = %s", (item.sha256,)).fetchone() is None:
+                for key in (item.storage_key, item.thumb_key):
+                    (media_root / key).unlink(missing_ok=True)
 
 
 def _code(text: str) -> str:
