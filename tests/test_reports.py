@@ -297,3 +297,49 @@ def test_served_photos_carry_no_exif(app) -> None:
         served = client.get(url_photo, params=params, headers=operator)
         with Image.open(io.BytesIO(served.content)) as image:
             assert dict(image.getexif()) == {} and "exif" not in image.info
+
+
+def test_a_nearby_report_of_the_same_category_is_suggested_merged_and_counts_plus_one(app) -> None:
+    client, url = app
+    client.app.state.__dict__.pop("public_submit", None)
+    lat, lon = _inside("tra-ka")
+    first = client.post("/api/public/reports", data={"category": "an-toan-giao-thong", "lat": str(lat),
+                        "lon": str(lon), "description": "Đá lăn xuống đường ĐT616."}).json()  # fmt: skip
+    second = client.post("/api/public/reports", data={"category": "an-toan-giao-thong", "lat": str(lat + 0.0002),
+                         "lon": str(lon), "description": "Sạt đá trên ĐT616 gần cầu."}).json()  # fmt: skip
+    operator = {"Authorization": f"Bearer {token(client, url, 'operator')}"}
+    reports = {r["tracking_code"]: r for r in client.get("/api/reports", headers=operator).json()}
+    a, b = reports[first["tracking_code"]], reports[second["tracking_code"]]
+    assert b["suggested_duplicate_of"] == a["id"]
+    merged = client.post(f"/api/reports/{b['id']}/merge", json={"into": a["id"]}, headers=operator)
+    assert merged.status_code == 204, merged.text
+    view = client.get(f"/api/public/reports/{second['tracking_code']}").json()
+    assert view["merged_into"] == first["tracking_code"] and view["tracking_code"] == second["tracking_code"]
+    assert view["supporters"] == 2
+    # The second reporter now follows the first report's status.
+    client.post(f"/api/alerts/{a['alert_id']}/actions", json={"action": "start"}, headers=operator)
+    assert client.get(f"/api/public/reports/{second['tracking_code']}").json()["status"] == "in_progress"
+    again = client.post(f"/api/reports/{a['id']}/merge", json={"into": a["id"]}, headers=operator)
+    assert again.status_code == 409
+
+
+def test_a_citizen_reopens_a_resolved_report_with_a_photo(app) -> None:
+    client, url = app
+    client.app.state.__dict__.pop("public_submit", None)
+    lat, lon = _inside("tra-my")
+    sent = client.post("/api/public/reports", data={"category": "moi-truong", "lat": str(lat), "lon": str(lon),
+                       "description": "Rác tồn đọng ở chợ Trà My."}).json()  # fmt: skip
+    code = sent["tracking_code"]
+    photo = [("photo", ("van-con.jpg", _jpeg_with_gps(lat, lon), "image/jpeg"))]
+    early = client.post(f"/api/public/reports/{code}/reopen", data={"text": "Vẫn còn rác."}, files=photo)
+    assert early.status_code == 409
+    operator = {"Authorization": f"Bearer {token(client, url, 'operator')}"}
+    report = next(r for r in client.get("/api/reports", headers=operator).json() if r["tracking_code"] == code)
+    client.post(f"/api/alerts/{report['alert_id']}/actions", json={"action": "resolve", "note": "đã dọn"},
+                headers=operator)  # fmt: skip
+    assert client.get(f"/api/public/reports/{code}").json()["status"] == "resolved"
+    reopened = client.post(f"/api/public/reports/{code}/reopen", data={"text": "Vẫn còn rác sau 2 ngày."}, files=photo)
+    assert reopened.status_code == 204, reopened.text
+    assert client.get(f"/api/public/reports/{code}").json()["status"] == "in_progress"
+    audit = client.get(f"/api/alerts/{report['alert_id']}", headers=operator).json()["audit"]
+    assert audit[-1]["action"] == "reopen" and audit[-1]["actor"] == "citizen" and audit[-1]["photo_ref"]

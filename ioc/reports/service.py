@@ -8,6 +8,7 @@ polygon contains it (none: the district handles it). The due time is the categor
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -108,6 +109,10 @@ def submit(
     else:  # pragma: no cover
         raise RuntimeError("could not allocate a tracking code")
     report_id = row[0]
+    if lat is not None and lon is not None:
+        duplicate = likely_duplicate(conn, report_id, category.id, lat, lon, now)
+        if duplicate is not None:
+            conn.execute("UPDATE reports SET suggested_duplicate_of = %s WHERE id = %s", (duplicate, report_id))
     for photo in photos:
         conn.execute(
             """INSERT INTO report_media (report_id, sha256, kind, mime, bytes, width, height, storage_key, thumb_key)
@@ -146,7 +151,10 @@ def submit(
 
 
 def public_view(conn: psycopg.Connection, code: str) -> dict[str, Any] | None:
-    """What anyone holding the code may see: no personal data, no internal notes."""
+    """What anyone holding the code may see: no personal data, no internal notes. A report merged
+    into another shows that report's status and replies (all its reporters follow the same case)."""
+    own = code
+    code = follows(conn, code)
     row = conn.execute(
         """SELECT r.tracking_code, r.category, r.status, r.created_at, r.updated_at, r.due_at, r.resolved_at,
                   r.rating, u.name, (SELECT count(*) FROM report_media m WHERE m.report_id = r.id)
@@ -158,6 +166,12 @@ def public_view(conn: psycopg.Connection, code: str) -> dict[str, Any] | None:
     keys = ("tracking_code", "category", "status", "created_at", "updated_at", "due_at", "resolved_at", "rating",
             "unit_name", "photos")  # fmt: skip
     view = dict(zip(keys, row, strict=True))
+    view["tracking_code"] = own
+    view["merged_into"] = code if code != own else None
+    view["supporters"] = conn.execute(
+        "SELECT 1 + count(*) FROM reports WHERE merged_into = (SELECT id FROM reports WHERE tracking_code = %s)",
+        (code,),
+    ).fetchone()[0]
     view["replies"] = [
         {"at": at, "text": text}
         for at, text in conn.execute(
@@ -167,3 +181,60 @@ def public_view(conn: psycopg.Connection, code: str) -> dict[str, Any] | None:
         ).fetchall()
     ]
     return view
+
+
+DUPLICATE_RADIUS_M = 50.0
+DUPLICATE_WINDOW = timedelta(hours=72)
+
+
+def likely_duplicate(conn: psycopg.Connection, report_id: int, category: str, lat: float, lon: float,
+                     now: datetime) -> int | None:  # fmt: skip
+    """An open report of the same category within :data:`DUPLICATE_RADIUS_M` and
+    :data:`DUPLICATE_WINDOW`: suggested to staff as the one to merge into (never merged automatically)."""
+    row = conn.execute(
+        """SELECT id FROM reports
+           WHERE id <> %(id)s AND category = %(category)s AND merged_into IS NULL
+             AND status IN ('received', 'in_progress') AND created_at >= %(since)s AND lat IS NOT NULL
+             AND 2 * 6371000 * asin(sqrt(power(sin(radians(lat - %(lat)s) / 2), 2)
+                 + cos(radians(%(lat)s)) * cos(radians(lat)) * power(sin(radians(lon - %(lon)s) / 2), 2)))
+                 <= %(radius)s
+           ORDER BY created_at LIMIT 1""",
+        {"id": report_id, "category": category, "since": now - DUPLICATE_WINDOW, "lat": lat, "lon": lon,
+         "radius": DUPLICATE_RADIUS_M},
+    ).fetchone()  # fmt: skip
+    return row[0] if row else None
+
+
+class MergeRefused(ValueError):
+    pass
+
+
+def merge(conn: psycopg.Connection, report_id: int, into_id: int, *, actor: str, now: datetime) -> None:
+    """Merge ``report_id`` into ``into_id``: it counts as "+1" there, its citizen follows that report's
+    status, and its own alert is closed as a duplicate."""
+    from ioc.alerts.lifecycle import InvalidAction, act
+
+    if report_id == into_id:
+        raise MergeRefused("a report cannot be merged into itself")
+    rows = dict(conn.execute("SELECT id, merged_into FROM reports WHERE id = ANY(%s) FOR UPDATE",
+                             ([report_id, into_id],)).fetchall())  # fmt: skip
+    if len(rows) != 2:
+        raise MergeRefused("both reports must exist")
+    if rows[into_id] is not None:
+        raise MergeRefused(f"report {into_id} is itself merged into {rows[into_id]}; merge into that one")
+    conn.execute("UPDATE reports SET merged_into = %s, updated_at = %s WHERE merged_into = %s OR id = %s",
+                 (into_id, now, report_id, report_id))  # fmt: skip
+    alert = conn.execute("SELECT alert_id FROM reports WHERE id = %s", (report_id,)).fetchone()[0]
+    if alert is not None:
+        with contextlib.suppress(InvalidAction):  # already handled: the merge still stands
+            act(conn, alert, "dismiss", actor=actor, now=now, note=f"trùng với phản ánh #{into_id} (duplicate)")
+
+
+def follows(conn: psycopg.Connection, code: str) -> str:
+    """The tracking code whose status a citizen sees: the report it was merged into, if any."""
+    row = conn.execute(
+        """SELECT t.tracking_code FROM reports r JOIN reports t ON t.id = r.merged_into
+           WHERE r.tracking_code = %s""",
+        (code,),
+    ).fetchone()
+    return row[0] if row else code

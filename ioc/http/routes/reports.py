@@ -204,6 +204,8 @@ async def follow_report(request: Request, tracking_code: str) -> dict[str, Any]:
     if view is None:
         raise Problem(404, "not-found", "không tìm thấy phản ánh với mã này (no report with this code)")
     view["tracking_code"] = codes.display(view["tracking_code"])
+    if view["merged_into"]:
+        view["merged_into"] = codes.display(view["merged_into"])
     return view
 
 
@@ -240,3 +242,68 @@ async def rate_report(request: Request, tracking_code: str, body: Rating) -> Non
         raise Problem(409, "conflict", "chỉ đánh giá được sau khi phản ánh đã được giải quyết (not resolved yet)")
     if outcome == "rated":
         raise Problem(409, "conflict", "phản ánh này đã được đánh giá (already rated)")
+
+
+REOPEN_WINDOW_DAYS = 7
+
+
+@router.post("/reports/{tracking_code}/reopen", status_code=204, summary="Not fixed: reopen a resolved report",
+             description=f"Within {REOPEN_WINDOW_DAYS} days of its resolution, with what is still wrong and a photo.",
+             responses=problem_responses(400, 404, 409, 429))  # fmt: skip
+async def reopen_report(
+    request: Request,
+    tracking_code: str,
+    text: Annotated[str, Form(min_length=5, max_length=2000)],
+    photo: Annotated[UploadFile, File(description="A photo showing it is not fixed")],
+) -> None:
+    from datetime import timedelta
+
+    from ioc.alerts.lifecycle import InvalidAction, act
+    from ioc.text import nfc
+
+    _limit(request, "submit", _submit_policy(request))
+    code = _code(tracking_code)
+    media_root = Path(_state(request).settings.var_dir) / "media"
+    try:
+        stored = await asyncio.to_thread(store_photo, await photo.read(MAX_BYTES + 1), media_root)
+    except MediaRefused as exc:
+        raise Problem(400, "validation-error", f"ảnh ({photo.filename}): {exc}") from exc
+    now = datetime.now(UTC)
+
+    def run() -> str:
+        with _state(request).pool.connection() as conn, conn.transaction():
+            row = conn.execute("SELECT id, status, resolved_at, alert_id FROM reports WHERE tracking_code = %s"
+                               " FOR UPDATE", (code,)).fetchone()  # fmt: skip
+            if row is None:
+                return "missing"
+            report_id, status, resolved_at, alert_id = row
+            if status != "resolved" or alert_id is None:
+                return "not-resolved"
+            if resolved_at and now - resolved_at > timedelta(days=REOPEN_WINDOW_DAYS):
+                return "too-late"
+            try:
+                note = f"người dân báo chưa khắc phục: {nfc(text)}"
+                act(conn, alert_id, "reopen", actor="citizen", now=now, note=note, photo_ref=stored.storage_key)
+            except InvalidAction:
+                return "not-resolved"
+            conn.execute("UPDATE reports SET reopen_count = reopen_count + 1 WHERE id = %s", (report_id,))
+            conn.execute(
+                """INSERT INTO report_media (report_id, sha256, kind, mime, bytes, width, height, storage_key,
+                                            thumb_key, role)
+                   VALUES (%s, %s, 'photo', %s, %s, %s, %s, %s, %s, 'reopen')""",
+                (report_id, stored.sha256, stored.mime, stored.bytes, stored.width, stored.height,
+                 stored.storage_key, stored.thumb_key),
+            )  # fmt: skip
+            return "ok"
+
+    outcome = await asyncio.to_thread(run)
+    if outcome != "ok":
+        await asyncio.to_thread(_discard, request, media_root, [stored])
+    if outcome == "missing":
+        raise Problem(404, "not-found", "không tìm thấy phản ánh với mã này (no report with this code)")
+    if outcome == "not-resolved":
+        raise Problem(
+            409, "conflict", "chỉ mở lại được phản ánh đã giải quyết (only a resolved report can be reopened)"
+        )
+    if outcome == "too-late":
+        raise Problem(409, "conflict", f"đã quá {REOPEN_WINDOW_DAYS} ngày kể từ khi giải quyết (too late to reopen)")

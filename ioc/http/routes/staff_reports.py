@@ -53,6 +53,8 @@ class ReportSummary(BaseModel):
     overdue: bool
     alert_id: int | None
     source: str
+    suggested_duplicate_of: int | None = Field(description="An open report of the same category close by: merge?")
+    merged_into: int | None
 
 
 class Reply(BaseModel):
@@ -78,7 +80,8 @@ class ReportDetail(ReportSummary):
 
 
 _SUMMARY = ("r.id, r.tracking_code, r.category, r.status, r.unit_id, r.description, r.created_at, r.due_at,"
-            " (r.due_at < now() AND r.status IN ('received', 'in_progress')), r.alert_id, r.source")  # fmt: skip
+            " (r.due_at < now() AND r.status IN ('received', 'in_progress')), r.alert_id, r.source,"
+            " r.suggested_duplicate_of, r.merged_into")  # fmt: skip
 
 
 def _summary(row: tuple) -> dict[str, Any]:
@@ -152,9 +155,9 @@ async def get_report(request: Request, principal: Caller, report_id: int) -> Rep
             replies = conn.execute(
                 "SELECT at, author, text, public FROM report_replies WHERE report_id = %s ORDER BY id", (report_id,)
             ).fetchall()
-        base = _summary(row[:11])
+        base = _summary(row[:13])
         extra = dict(zip(("lat", "lon", "address", "reporter_name", "reporter_phone", "reporter_email", "consent",
-                          "privacy", "rating", "rating_comment"), row[11:], strict=True))  # fmt: skip
+                          "privacy", "rating", "rating_comment"), row[13:], strict=True))  # fmt: skip
         photos = [{"id": m[0], "kind": m[1], "mime": m[2], "width": m[3], "height": m[4], "bytes": m[5],
                    "url": f"/api/reports/{report_id}/media/{m[0]}"} for m in media]  # fmt: skip
         return ReportDetail(**base, **extra, media=photos,
@@ -206,3 +209,27 @@ async def reply(request: Request, principal: Caller, report_id: int, body: Reply
         return Reply(at=now, author=principal.actor, text=nfc(body.text.strip()), public=body.public)
 
     return await asyncio.to_thread(run)
+
+
+class MergeIn(BaseModel):
+    into: int = Field(description="The report this one duplicates")
+
+
+@router.post("/{report_id}/merge", status_code=204, summary="Merge a duplicate into another report",
+             responses=problem_responses(401, 403, 404, 409))  # fmt: skip
+async def merge_report(request: Request, principal: Caller, report_id: int, body: MergeIn) -> None:
+    from ioc.reports.service import MergeRefused, merge
+
+    if not principal.has_role("admin", "operator", "commune_officer"):
+        raise Problem(403, "forbidden", f"a {principal.role} may not merge reports")
+
+    def run() -> None:
+        with _state(request).pool.connection() as conn, conn.transaction():
+            _visible(conn, principal, report_id)
+            _visible(conn, principal, body.into)
+            try:
+                merge(conn, report_id, body.into, actor=principal.actor, now=datetime.now(UTC))
+            except MergeRefused as exc:
+                raise Problem(409, "conflict", str(exc)) from exc
+
+    await asyncio.to_thread(run)
