@@ -59,3 +59,34 @@ def test_same_seed_same_day_other_seed_other_day() -> None:
 
     assert first(1) == first(1)
     assert first(1) != first(2)
+
+
+def test_a_fast_simulation_never_sends_a_time_ahead_of_the_clock(mqtt_url: str) -> None:
+    import json
+    import threading
+
+    import paho.mqtt.client as mqtt
+
+    from feeds.simulator.runner import run_simulator
+    from ioc.mqtt import BrokerAddress
+    from ioc.settings import Settings
+
+    root = f"simtest{datetime.now(UTC):%H%M%S%f}/v1"
+    address = BrokerAddress.from_url(mqtt_url)
+    stamps: list[datetime] = []
+    subscribed = threading.Event()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.on_subscribe = lambda *a: subscribed.set()
+    client.on_message = lambda c, u, m: stamps.append(datetime.fromisoformat(json.loads(m.payload)["ts"]))
+    client.connect(address.host, address.port)
+    client.subscribe(f"{root}/#", qos=0)
+    client.loop_start()
+    assert subscribed.wait(10)
+    settings = Settings(_env_file=None, mqtt_url=mqtt_url, mqtt_topic_root=root)  # type: ignore[call-arg]
+    started = datetime.now(UTC)
+    run_simulator(settings, speed=3600, seed=3, duration_s=2.0)
+    client.loop_stop()
+    client.disconnect()
+    assert len(stamps) > 100
+    assert max(stamps) <= datetime.now(UTC) + timedelta(seconds=1)
+    assert min(stamps) < started - timedelta(hours=20)  # it replayed the past day

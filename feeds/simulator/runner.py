@@ -50,7 +50,10 @@ def run_simulator(settings: Settings, *, speed: float, seed: int, duration_s: fl
     client.loop_start()
 
     wall_start = time.monotonic()
-    sim_start = datetime.now(UTC).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
+    # Faster than real time, the simulated day starts in the past and catches up with the clock,
+    # then goes on at real time: no message ever carries a time ahead of the IOC's clock.
+    sim_start = now - timedelta(hours=24) if speed > 1 else now
     published = 0
     log.info("simulating %d feeds from %s at %.0fx (seed %d)", len(feeds), sim_start.isoformat(), speed, seed)
     try:
@@ -58,7 +61,8 @@ def run_simulator(settings: Settings, *, speed: float, seed: int, duration_s: fl
             due_wall = wall_start + (message.at - sim_start) / timedelta(seconds=1) / speed
             if duration_s is not None and due_wall - wall_start > duration_s:
                 break
-            if stop.wait(max(0.0, due_wall - time.monotonic())):
+            not_before = (message.at - datetime.now(UTC)) / timedelta(seconds=1)
+            if stop.wait(max(0.0, due_wall - time.monotonic(), not_before)):
                 break
             client.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
             published += 1

@@ -56,8 +56,9 @@ class DossierFeed:
         channel = rng.choices(["direct", "online", "postal"], weights=[55, 40, 5])[0]
         due = _add_working_days(at, legal_days)
         steps = [
-            self._event(at, dossier_id, "received", unit_id, channel=channel, procedure_code=code,
-                        due_at=due.isoformat())  # fmt: skip
+            self._event(
+                at, dossier_id, "received", unit_id, channel=channel, procedure_code=code, due_at=due.isoformat()
+            )  # fmt: skip
         ]
         span = (due - at).total_seconds()
         outcome = rng.random()
