@@ -71,6 +71,7 @@ from ingest.validate import (
 from ingest.writer import BatchWriter, DatabaseUnavailable, DeadLetter, WriteResult
 from ioc.clock import Clock, SystemClock
 from ioc.contract.topics import subscription
+from ioc.kpi.dossiers import refresh as refresh_dossiers
 from ioc.mqtt import BrokerAddress
 
 log = logging.getLogger("ingest.worker")
@@ -641,10 +642,13 @@ class Worker:
     ) -> None:
         """Alerts and report rows for the batch, in its transaction; a failure there never costs the
         batch itself (the messages are stored regardless)."""
-        if (self.alerts is None and self.reports is None) or not (candidates or changes):
+        dossiers = {dossier_id for dossier_id, _ in stored.get("dossier_events", ())}
+        if not dossiers and ((self.alerts is None and self.reports is None) or not (candidates or changes)):
             return
         try:
             with conn.transaction():  # savepoint: a bug here rolls back only the derived records
+                if dossiers:
+                    refresh_dossiers(conn, dossiers)
                 if self.reports is not None and candidates:
                     self.reports.apply(conn, candidates, stored, self.clock.now())
                 if self.alerts is not None:

@@ -130,3 +130,15 @@ def test_live_camera_frame_and_mjpeg_within_the_unit(api) -> None:
             if b"\xff\xd9" in received:
                 break
     assert received.startswith(b"--frame\r\nContent-Type: image/jpeg")
+
+
+def test_dossier_kpis_respect_the_officers_units(api) -> None:
+    client, url, _ = api
+    params = {"from": "2026-10-01", "to": "2026-10-31"}
+    operator = client.get("/api/kpi/dossiers", params=params, headers=_bearer(client, url, "operator"))
+    assert operator.status_code == 200 and operator.json()["from"] == "2026-10-01"
+    officer = _bearer(client, url, "commune_officer", "tra-kot")
+    assert client.get("/api/kpi/dossiers", params={**params, "unit": "tra-ka"}, headers=officer).status_code == 403
+    assert client.get("/api/kpi/dossiers", params=params, headers=officer).status_code == 200
+    assert client.get("/api/kpi/dossiers", params={"from": "2026-10-31", "to": "2026-10-01"},
+                      headers=officer).status_code == 400  # fmt: skip

@@ -125,8 +125,16 @@ def test_a_report_over_mqtt_becomes_one_routed_report_with_its_alert(database_fa
         odd = _event("hotline-000872", category="loai-moi", description="Cây đổ chắn đường vào trường.",
                      lat=point.y, lon=point.x)  # fmt: skip
         client.publish(topic, odd, qos=1)
+        dossier_topic = f"{root}/bac-tra-my/dossier/int-mot-cua/event"
+        resolved = _event("H-1-resolved", dossier_id="H-1", event="resolved", unit_id="tra-kot")
+        received = _event("H-1-received", dossier_id="H-1", event="received", unit_id="tra-kot", channel="online",
+                          due_at="2026-12-01T17:00:00+07:00")  # fmt: skip
+        client.publish(dossier_topic, resolved, qos=1)  # out of order: resolved before received
+        client.publish(dossier_topic, received, qos=1)
         assert wait_for(lambda: count(db, "SELECT count(*) FROM reports WHERE source = 'mqtt:int-tong-dai-1022'") == 2,
                         10)  # fmt: skip
+        assert wait_for(lambda: count(db, "SELECT count(*) FROM dossiers WHERE id = 'H-1' AND status = 'resolved'"
+                                          " AND channel = 'online' AND unit_id = 'tra-kot'") == 1, 10)  # fmt: skip
     finally:
         w.stop()
         thread.join(15)

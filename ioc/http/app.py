@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 
 import ioc
 from ioc.http.errors import document_problems_in_openapi, install_error_handlers
-from ioc.http.routes import alerts, auth, health, live, open311, places, reports, staff_reports, users
+from ioc.http.routes import alerts, auth, health, kpi, live, open311, places, reports, staff_reports, users
 from ioc.http.security import install_security
 from ioc.http.state import AppState
 from ioc.settings import Settings, get_settings
@@ -134,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(places.router)
     app.include_router(reports.router)
     app.include_router(staff_reports.router)
+    app.include_router(kpi.router)
     app.include_router(open311.router)
     app.include_router(live.router)
     document_problems_in_openapi(app)

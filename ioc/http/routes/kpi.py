@@ -1,0 +1,41 @@
+"""KPI figures over HTTP (definitions: docs/kpi.md)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+
+from ioc.auth.deps import Caller
+from ioc.http.errors import Problem, problem_responses
+from ioc.kpi.figures import dossier_kpis, local_period
+
+router = APIRouter(prefix="/api/kpi", tags=["KPIs"])
+
+
+@router.get("/dossiers", summary="Dossier figures per unit for a period of local dates",
+            responses=problem_responses(400, 401, 403))  # fmt: skip
+async def dossier_figures(
+    request: Request,
+    principal: Caller,
+    first_day: Annotated[date, Query(alias="from", description="First local date, e.g. 2026-10-01")],
+    last_day: Annotated[date, Query(alias="to", description="Last local date (included)")],
+    unit: Annotated[list[str] | None, Query(description="Only these units (repeat the parameter)")] = None,
+) -> dict[str, Any]:
+    if principal.kind != "user":
+        raise Problem(403, "forbidden", "KPIs are for staff accounts")
+    if last_day < first_day:
+        raise Problem(400, "validation-error", "`to` is before `from`")
+    visible = principal.visible_units()
+    units = list(unit) if unit else (sorted(visible) if visible is not None else None)
+    if visible is not None and units is not None and not set(units) <= visible:
+        raise Problem(403, "forbidden", "some of these units are outside yours")
+    start, end = local_period(first_day, last_day)
+
+    def query() -> dict[str, Any]:
+        with request.app.state.ioc.pool.connection() as conn:
+            return dossier_kpis(conn, start, end, units)
+
+    return {"from": first_day, "to": last_day, "units": await asyncio.to_thread(query)}

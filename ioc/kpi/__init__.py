@@ -1,0 +1,1 @@
+"""Sector KPIs: public-service dossiers first (docs/kpi.md)."""
