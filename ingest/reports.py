@@ -17,11 +17,10 @@ from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
-from shapely.geometry import shape
 
 from ingest.validate import Accepted
 from ioc.contract.schemas import ReportV1
-from ioc.geo import UnitLocator
+from ioc.geo import UnitLocator, leaf_unit_locator
 from ioc.reports.service import Category, Submission, submit
 
 log = logging.getLogger("ingest.reports")
@@ -43,11 +42,7 @@ class ReportIntake:
 
     def _units(self, conn: psycopg.Connection) -> UnitLocator:
         if self._locator is None or time.monotonic() - self._loaded > self.refresh_s:
-            rows = conn.execute(
-                "SELECT u.id, u.geometry FROM units u WHERE u.geometry IS NOT NULL AND u.valid_to IS NULL"
-                " AND NOT EXISTS (SELECT 1 FROM units c WHERE c.parent_id = u.id AND c.valid_to IS NULL)"
-            ).fetchall()
-            self._locator = UnitLocator({unit_id: shape(geometry) for unit_id, geometry in rows})
+            self._locator = leaf_unit_locator(conn)
             self._loaded = time.monotonic()
         return self._locator
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import shapely
 from shapely.geometry import Point, shape
@@ -46,3 +46,12 @@ class UnitLocator:
 
     def __len__(self) -> int:
         return len(self._ids)
+
+
+def leaf_unit_locator(conn: Any) -> UnitLocator:
+    """A locator over today's leaf units as stored in the database (their GeoJSON ``geometry``)."""
+    rows = conn.execute(
+        "SELECT u.id, u.geometry FROM units u WHERE u.geometry IS NOT NULL AND u.valid_to IS NULL"
+        " AND NOT EXISTS (SELECT 1 FROM units c WHERE c.parent_id = u.id AND c.valid_to IS NULL)"
+    ).fetchall()
+    return UnitLocator({unit_id: shape(geometry) for unit_id, geometry in rows})

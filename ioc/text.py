@@ -31,3 +31,12 @@ def fold(text: str) -> str:
     decomposed = unicodedata.normalize("NFD", text.translate(_LETTER_MAP))
     bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return " ".join(unicodedata.normalize("NFC", bare).casefold().split())
+
+
+def contains_pattern(query: str) -> str | None:
+    """A ``LIKE`` pattern that finds ``query`` inside a folded search column, or None for an empty
+    query. ``%`` and ``_`` typed by the user match themselves."""
+    folded = fold(query)
+    if not folded:
+        return None
+    return "%" + folded.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%"

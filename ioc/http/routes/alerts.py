@@ -26,7 +26,7 @@ from ioc.auth.principal import Principal
 from ioc.clock import SystemClock
 from ioc.http.errors import Problem, problem_responses
 from ioc.http.state import AppState
-from ioc.text import fold
+from ioc.text import contains_pattern
 
 router = APIRouter(prefix="/api", tags=["alerts"])
 
@@ -188,9 +188,9 @@ async def list_alerts(
     if min_severity:
         where.append("severity = ANY(%s)")
         params.append([s.value for s in Severity if s.rank >= min_severity.rank])
-    if q and fold(q):
+    if q and (pattern := contains_pattern(q)):
         where.append("title_search LIKE %s")
-        params.append("%" + fold(q).replace("%", r"\%").replace("_", r"\_") + "%")
+        params.append(pattern)
     if cursor:
         where.append("id < %s")
         params.append(_decode_cursor(cursor))

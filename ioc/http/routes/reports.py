@@ -70,19 +70,13 @@ def _categories(request: Request) -> dict[str, Category]:
 
 
 def _locator(request: Request) -> Any:
-    from shapely.geometry import shape
-
-    from ioc.geo import UnitLocator
+    from ioc.geo import leaf_unit_locator
 
     cached = getattr(request.app.state, "unit_locator", None)
     if cached is not None and time.monotonic() - cached[0] < LOCATOR_TTL_S:
         return cached[1]
     with _state(request).pool.connection() as conn:
-        rows = conn.execute(
-            "SELECT u.id, u.geometry FROM units u WHERE u.geometry IS NOT NULL AND u.valid_to IS NULL"
-            " AND NOT EXISTS (SELECT 1 FROM units c WHERE c.parent_id = u.id AND c.valid_to IS NULL)"
-        ).fetchall()
-    locator = UnitLocator({unit_id: shape(geometry) for unit_id, geometry in rows})
+        locator = leaf_unit_locator(conn)
     request.app.state.unit_locator = (time.monotonic(), locator)
     return locator
 

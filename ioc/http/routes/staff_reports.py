@@ -22,7 +22,7 @@ from ioc.auth.principal import Principal
 from ioc.http.errors import Problem, problem_responses
 from ioc.http.state import AppState
 from ioc.reports import codes
-from ioc.text import fold, nfc
+from ioc.text import contains_pattern, nfc
 
 router = APIRouter(prefix="/api/reports", tags=["citizen reports (staff)"])
 
@@ -112,9 +112,9 @@ async def list_reports(
     if category:
         where.append("r.category = %s")
         params.append(category)
-    if q and fold(q):
+    if q and (pattern := contains_pattern(q)):
         where.append("r.description_search LIKE %s")
-        params.append("%" + fold(q).replace("%", r"\%").replace("_", r"\_") + "%")
+        params.append(pattern)
     if before_id:
         where.append("r.id < %s")
         params.append(before_id)
