@@ -343,3 +343,32 @@ def test_a_citizen_reopens_a_resolved_report_with_a_photo(app) -> None:
     assert client.get(f"/api/public/reports/{code}").json()["status"] == "in_progress"
     audit = client.get(f"/api/alerts/{report['alert_id']}", headers=operator).json()["audit"]
     assert audit[-1]["action"] == "reopen" and audit[-1]["actor"] == "citizen" and audit[-1]["photo_ref"]
+
+
+def test_an_officer_resolves_with_a_photo_from_the_phone(app) -> None:
+    client, url = app
+    client.app.state.__dict__.pop("public_submit", None)
+    lat, lon = _inside("tra-giap")
+    sent = client.post("/api/public/reports", data={"category": "ha-tang", "lat": str(lat), "lon": str(lon),
+                       "description": "Cống thoát nước bị tắc."}).json()  # fmt: skip
+    officer = {"Authorization": f"Bearer {token(client, url, 'commune_officer', 'tra-giap')}"}
+    other = {"Authorization": f"Bearer {token(client, url, 'commune_officer', 'tra-kot')}"}
+    report = next(r for r in client.get("/api/reports", headers=officer).json()
+                  if r["tracking_code"] == sent["tracking_code"])  # fmt: skip
+    alert_id = report["alert_id"]
+    upload = client.post(f"/api/alerts/{alert_id}/photos", headers=officer,
+                         files={"photo": ("sau.jpg", _jpeg_with_gps(lat, lon), "image/jpeg")})  # fmt: skip
+    assert upload.status_code == 201, upload.text
+    ref = upload.json()
+    denied = client.post(f"/api/alerts/{alert_id}/photos", headers=other,
+                         files={"photo": ("x.jpg", _jpeg_with_gps(lat, lon), "image/jpeg")})  # fmt: skip
+    assert denied.status_code == 404
+    done = client.post(f"/api/alerts/{alert_id}/actions", headers=officer,
+                       json={"action": "resolve", "note": "Đã thông cống.", "photo_ref": ref["photo_ref"]})  # fmt: skip
+    assert done.status_code == 200, done.text
+    served = client.get(ref["url"], headers=officer)
+    assert served.status_code == 200
+    with Image.open(io.BytesIO(served.content)) as image:
+        assert dict(image.getexif()) == {}
+    assert client.get(ref["url"], headers=other).status_code == 404
+    assert client.get(f"/api/public/reports/{sent['tracking_code']}").json()["status"] == "resolved"

@@ -13,10 +13,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, File, Query, Request, Response, UploadFile
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from ioc.alerts.lifecycle import MOVES, AlertNotFound, InvalidAction, act
@@ -345,3 +348,48 @@ async def receive_cap(
         return {"alert_id": result.alert_id, "action": result.action, "detail": result.message}
 
     return await asyncio.to_thread(run)
+
+
+@router.post("/alerts/{alert_id}/photos", status_code=201, summary="Upload a photo for an action on the alert",
+             description="Returns a `photo_ref` to send with `POST /api/alerts/{id}/actions` (e.g. the site after "
+             "the fix). Checked by content and stored without EXIF, like citizens' photos.",
+             responses=problem_responses(400, 401, 403, 404))  # fmt: skip
+async def upload_alert_photo(request: Request, principal: Caller, alert_id: int,
+                             photo: Annotated[UploadFile, File()]) -> dict[str, str]:  # fmt: skip
+    _require_staff(principal)
+    from ioc.reports.media import MAX_BYTES, MediaRefused, store_photo
+
+    def check() -> None:
+        with _state(request).pool.connection() as conn:
+            _load_visible(conn, alert_id, principal)
+
+    await asyncio.to_thread(check)
+    media_root = Path(_state(request).settings.var_dir) / "media"
+    try:
+        stored = await asyncio.to_thread(store_photo, await photo.read(MAX_BYTES + 1), media_root)
+    except MediaRefused as exc:
+        raise Problem(400, "validation-error", f"ảnh ({photo.filename}): {exc}") from exc
+    return {"photo_ref": stored.storage_key, "url": f"/api/alerts/{alert_id}/photos/{stored.sha256}"}
+
+
+@router.get("/alerts/{alert_id}/photos/{sha256}", response_class=FileResponse, summary="A photo of the alert's audit",
+            responses=problem_responses(401, 403, 404))  # fmt: skip
+async def alert_photo(request: Request, principal: Caller, alert_id: int, sha256: str) -> FileResponse:
+    _require_staff(principal)
+    if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        raise Problem(404, "not-found", "no such photo")
+
+    def find() -> str | None:
+        with _state(request).pool.connection() as conn:
+            _load_visible(conn, alert_id, principal)
+            row = conn.execute(
+                "SELECT photo_ref FROM alert_audit WHERE alert_id = %s AND photo_ref LIKE %s LIMIT 1",
+                (alert_id, f"reports/{sha256[:2]}/{sha256}.%"),
+            ).fetchone()
+            return row[0] if row else None
+
+    ref = await asyncio.to_thread(find)
+    path = Path(_state(request).settings.var_dir) / "media" / ref if ref else None
+    if path is None or not path.is_file():
+        raise Problem(404, "not-found", "no such photo on this alert")
+    return FileResponse(path, headers={"Cache-Control": "private"})
