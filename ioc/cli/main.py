@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from ioc.cli import bench, config_cmd, db_cmd, detect_cmd, ingest_cmd, users_cmd
+from ioc.cli import bench, config_cmd, db_cmd, detect_cmd, ingest_cmd, kpi_cmd, users_cmd
 from ioc.cli.processes import register as register_processes
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app.add_typer(db_cmd.app, name="db")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(bench.app, name="bench")
 app.add_typer(users_cmd.app, name="users")
+app.add_typer(kpi_cmd.app, name="kpi")
 register_processes(app)
 ingest_cmd.register(app)
 detect_cmd.register(app)

@@ -383,6 +383,23 @@ def ensure_partitions(conn: Any, now: datetime, premake: int) -> list[str]:
     return created
 
 
+def ensure_months(conn: Any, months: set[date]) -> list[str]:
+    """Partitions for the given months (first days), e.g. before importing historical rows."""
+    created: list[str] = []
+    for table in TABLES:
+        have = existing_partitions(conn, table.name)
+        for month in sorted(months):
+            name = partition_name(table.name, month)
+            if name not in have:
+                _execute(
+                    conn,
+                    f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {table.name} "
+                    f"FOR VALUES FROM ('{_utc(month)}') TO ('{_utc(add_months(month, 1))}')",
+                )
+                created.append(name)
+    return created
+
+
 def drop_expired_partitions(conn: Any, now: datetime, settings: _Settings) -> list[str]:
     """Drop partitions whose whole month lies before ``now - retention``; return those dropped."""
     dropped: list[str] = []
