@@ -106,3 +106,18 @@ def test_rates_round_half_up_to_one_decimal(n: int, d: int, expected: float | No
 def test_local_period_is_midnight_to_midnight_in_vietnam() -> None:
     start, end = local_period(date(2026, 10, 1), date(2026, 10, 31))
     assert start.utcoffset() == timedelta(hours=7) and (end - start) == timedelta(days=31)
+
+
+def test_units_are_ranked_by_on_time_rate_and_compared_with_the_previous_period() -> None:
+    from ioc.kpi.figures import compare
+
+    def figures(on_time: float | None, online: float | None = 50.0) -> dict:
+        return {"on_time_rate": on_time, "online_rate": online, "paid_online_rate": None, "digitised_rate": 10.0}
+
+    current = {"a": figures(80.0), "b": figures(95.5), "c": figures(None)}
+    previous = {"a": figures(90.0, 40.0), "b": figures(None)}
+    out = compare(current, previous)
+    assert [(u, out[u]["rank"]) for u in ("b", "a", "c")] == [("b", 1), ("a", 2), ("c", None)]
+    assert out["a"]["change_pp"] == {"on_time_rate": -10.0, "online_rate": 10.0, "paid_online_rate": None,
+                                     "digitised_rate": 0.0}  # fmt: skip
+    assert out["b"]["change_pp"]["on_time_rate"] is None

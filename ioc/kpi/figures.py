@@ -80,3 +80,24 @@ def dossier_kpis(
         figures["digitised_rate"] = rate(figures["digitised"], figures["received"])
         out[row[0]] = figures
     return out
+
+
+RANKED_BY = "on_time_rate"
+
+
+def compare(current: dict[str, dict[str, Any]], previous: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Add each unit's rank (by on-time rate, best first; units with no data last) and the change of
+    every rate against the previous period, in percentage points (``None`` when either is missing)."""
+    ranked = sorted(current, key=lambda u: (current[u][RANKED_BY] is None, -(current[u][RANKED_BY] or 0.0), u))
+    out: dict[str, dict[str, Any]] = {}
+    for position, unit in enumerate(ranked, start=1):
+        figures = dict(current[unit])
+        before = previous.get(unit, {})
+        figures["rank"] = position if figures[RANKED_BY] is not None else None
+        figures["change_pp"] = {
+            name: (round(figures[name] - before[name], 1) if figures.get(name) is not None
+                   and before.get(name) is not None else None)
+            for name in ("on_time_rate", "online_rate", "paid_online_rate", "digitised_rate")
+        }  # fmt: skip
+        out[unit] = figures
+    return out

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date
+from datetime import date, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
 from ioc.auth.deps import Caller
 from ioc.http.errors import Problem, problem_responses
-from ioc.kpi.figures import dossier_kpis, local_period
+from ioc.kpi.figures import compare, dossier_kpis, local_period
 
 router = APIRouter(prefix="/api/kpi", tags=["KPIs"])
 
@@ -33,9 +33,17 @@ async def dossier_figures(
     if visible is not None and units is not None and not set(units) <= visible:
         raise Problem(403, "forbidden", "some of these units are outside yours")
     start, end = local_period(first_day, last_day)
+    length = last_day - first_day
+    before_last = first_day - timedelta(days=1)
+    previous = local_period(before_last - length, before_last)
 
     def query() -> dict[str, Any]:
         with request.app.state.ioc.pool.connection() as conn:
-            return dossier_kpis(conn, start, end, units)
+            return compare(dossier_kpis(conn, start, end, units), dossier_kpis(conn, *previous, units))
 
-    return {"from": first_day, "to": last_day, "units": await asyncio.to_thread(query)}
+    return {
+        "from": first_day,
+        "to": last_day,
+        "previous": {"from": before_last - length, "to": before_last},
+        "units": await asyncio.to_thread(query),
+    }
