@@ -137,6 +137,12 @@ def test_dossier_kpis_respect_the_officers_units(api) -> None:
     params = {"from": "2026-10-01", "to": "2026-10-31"}
     operator = client.get("/api/kpi/dossiers", params=params, headers=_bearer(client, url, "operator"))
     assert operator.status_code == 200 and operator.json()["from"] == "2026-10-01"
+    assert operator.json()["source_stale"] is True  # no event from the one-stop system yet: "no recent data"
+    with psycopg.connect(url) as conn:
+        conn.execute("INSERT INTO dossier_events (time, dossier_id, unit_id, event, message_id, payload)"
+                     " VALUES (now(), 'F-1', 'tra-kot', 'received', 'F-1-received', '{}')")  # fmt: skip
+    fresh = client.get("/api/kpi/dossiers", params=params, headers=_bearer(client, url, "operator")).json()
+    assert fresh["source_stale"] is False and fresh["source_newest_event_hour"] is not None
     officer = _bearer(client, url, "commune_officer", "tra-kot")
     assert client.get("/api/kpi/dossiers", params={**params, "unit": "tra-ka"}, headers=officer).status_code == 403
     assert client.get("/api/kpi/dossiers", params=params, headers=officer).status_code == 200

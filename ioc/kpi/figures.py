@@ -101,3 +101,17 @@ def compare(current: dict[str, dict[str, Any]], previous: dict[str, dict[str, An
         }  # fmt: skip
         out[unit] = figures
     return out
+
+
+def freshness(conn: psycopg.Connection, now: datetime) -> dict[str, Any]:
+    """When the newest dossier event arrived, per unit (from the hourly rollup, so it stays cheap over
+    years of events), and whether the source is stale: no event for longer than the dossier system's
+    expected interval. A stale tile shows "no recent data", not a good or bad figure."""
+    newest = dict(conn.execute("SELECT unit_id, max(bucket) FROM dossier_events_hourly GROUP BY 1").fetchall())
+    interval = conn.execute(
+        "SELECT max(expected_interval_s) FROM devices WHERE kind = 'dossier' AND enabled"
+    ).fetchone()[0]
+    last = max(newest.values(), default=None)
+    # Buckets are hours: an event at 10:59 is in the 10:00 bucket, so allow the bucket's hour too.
+    stale = interval is not None and (last is None or now - last > timedelta(seconds=interval) + timedelta(hours=1))
+    return {"source_newest_event_hour": last, "source_stale": stale, "units_newest_event_hour": newest}

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
 from ioc.auth.deps import Caller
 from ioc.http.errors import Problem, problem_responses
-from ioc.kpi.figures import compare, dossier_kpis, local_period
+from ioc.kpi.figures import compare, dossier_kpis, freshness, local_period
 
 router = APIRouter(prefix="/api/kpi", tags=["KPIs"])
 
@@ -37,13 +37,20 @@ async def dossier_figures(
     before_last = first_day - timedelta(days=1)
     previous = local_period(before_last - length, before_last)
 
-    def query() -> dict[str, Any]:
+    def query() -> tuple[dict[str, Any], dict[str, Any]]:
         with request.app.state.ioc.pool.connection() as conn:
-            return compare(dossier_kpis(conn, start, end, units), dossier_kpis(conn, *previous, units))
+            figures = compare(dossier_kpis(conn, start, end, units), dossier_kpis(conn, *previous, units))
+            fresh = freshness(conn, datetime.now(UTC))
+        return figures, fresh
 
+    figures, fresh = await asyncio.to_thread(query)
+    for unit_id, unit_figures in figures.items():
+        unit_figures["newest_event_hour"] = fresh["units_newest_event_hour"].get(unit_id)
     return {
         "from": first_day,
         "to": last_day,
         "previous": {"from": before_last - length, "to": before_last},
-        "units": await asyncio.to_thread(query),
+        "source_newest_event_hour": fresh["source_newest_event_hour"],
+        "source_stale": fresh["source_stale"],
+        "units": figures,
     }
