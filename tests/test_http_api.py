@@ -148,3 +148,13 @@ def test_dossier_kpis_respect_the_officers_units(api) -> None:
     assert client.get("/api/kpi/dossiers", params=params, headers=officer).status_code == 200
     assert client.get("/api/kpi/dossiers", params={"from": "2026-10-31", "to": "2026-10-01"},
                       headers=officer).status_code == 400  # fmt: skip
+
+
+def test_dossier_drill_down_and_due_list(api) -> None:
+    client, url, _ = api
+    operator = _bearer(client, url, "operator")
+    params = {"from": "2026-10-01", "to": "2026-10-31", "figure": "received"}
+    assert client.get("/api/kpi/dossiers/list", params=params, headers=operator).status_code == 200
+    bad = client.get("/api/kpi/dossiers/list", params={**params, "figure": "nope"}, headers=operator)
+    assert bad.status_code == 400 and "resolved_late" in bad.json()["detail"]
+    assert client.get("/api/kpi/dossiers/due", params={"days": 7}, headers=operator).status_code == 200

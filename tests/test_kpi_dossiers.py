@@ -45,7 +45,7 @@ def _event(conn: psycopg.Connection, dossier: str, unit: str, event: str, at: da
     )
 
 
-def test_hand_computed_october_figures(db: psycopg.Connection) -> None:
+def _october(db: psycopg.Connection) -> None:
     from ioc.storage.timeseries import ensure_partitions
 
     ensure_partitions(db, local(15), premake=1)  # September to November 2026 (rolled back with the test)
@@ -78,6 +78,9 @@ def test_hand_computed_october_figures(db: psycopg.Connection) -> None:
     _event(db, "C1", "kpi-c", "resolved", local(2, 16))
     refresh(db, ["A1", "A2", "A3", "A4", "B1", "B2", "B3", "C1"])
 
+
+def test_hand_computed_october_figures(db: psycopg.Connection) -> None:
+    _october(db)
     start, end = local_period(date(2026, 10, 1), date(2026, 10, 31))
     figures = dossier_kpis(db, start, end, ["kpi-a", "kpi-b", "kpi-c"])
     a, b, c = figures["kpi-a"], figures["kpi-b"], figures["kpi-c"]
@@ -121,3 +124,19 @@ def test_units_are_ranked_by_on_time_rate_and_compared_with_the_previous_period(
     assert out["a"]["change_pp"] == {"on_time_rate": -10.0, "online_rate": 10.0, "paid_online_rate": None,
                                      "digitised_rate": 0.0}  # fmt: skip
     assert out["b"]["change_pp"]["on_time_rate"] is None
+
+
+def test_every_figure_drills_down_to_the_dossiers_behind_it(db: psycopg.Connection) -> None:
+    from ioc.kpi.figures import FIGURES, dossiers_behind, due_soon
+
+    _october(db)
+    period = local_period(date(2026, 10, 1), date(2026, 10, 31))
+    units = ["kpi-a", "kpi-b", "kpi-c"]
+    counts = dossier_kpis(db, *period, units)
+    for figure in FIGURES:
+        listed = dossiers_behind(db, figure, *period, units)
+        assert len(listed) == sum(c[figure] for c in counts.values()), figure
+    assert [d["id"] for d in dossiers_behind(db, "resolved_late", *period, units)] == ["A3"]
+    assert [d["id"] for d in dossiers_behind(db, "open_overdue_at_end", *period, units)] == ["A4"]
+    soon = due_soon(db, local(31, 12), 7, ["kpi-b"])
+    assert [d["id"] for d in soon] == ["B2", "B3"]  # both due 5 November, within a week of 31 October

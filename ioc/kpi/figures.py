@@ -16,37 +16,39 @@ import psycopg
 
 from ioc.clock import LOCAL_TZ
 
-COUNTS = ("received", "received_direct", "received_online", "received_postal", "carried_over", "resolved",
-          "resolved_early", "resolved_on_time", "resolved_late", "refused", "withdrawn", "open_at_end",
-          "open_overdue_at_end", "paid_online", "digitised")  # fmt: skip
+_RECEIVED = "received_at >= %(start)s AND received_at < %(end)s"
+_RESOLVED = "status = 'resolved' AND resolved_at >= %(start)s AND resolved_at < %(end)s"
+_OPEN_AT_END = "received_at < %(end)s AND (finished_at IS NULL OR finished_at >= %(end)s)"
+_LOCAL_DAY = "({col} AT TIME ZONE %(tz)s)::date"
 
-# One pass over the unit's dossiers; every figure is a FILTERed count (see docs/kpi.md).
-_SQL = """
-SELECT unit_id,
-  count(*) FILTER (WHERE received_at >= %(start)s AND received_at < %(end)s),
-  count(*) FILTER (WHERE received_at >= %(start)s AND received_at < %(end)s AND channel = 'direct'),
-  count(*) FILTER (WHERE received_at >= %(start)s AND received_at < %(end)s AND channel = 'online'),
-  count(*) FILTER (WHERE received_at >= %(start)s AND received_at < %(end)s AND channel = 'postal'),
-  count(*) FILTER (WHERE received_at < %(start)s AND (finished_at IS NULL OR finished_at >= %(start)s)),
-  count(*) FILTER (WHERE status = 'resolved' AND resolved_at >= %(start)s AND resolved_at < %(end)s),
-  count(*) FILTER (WHERE status = 'resolved' AND resolved_at >= %(start)s AND resolved_at < %(end)s
-                   AND (resolved_at AT TIME ZONE %(tz)s)::date < (due_at AT TIME ZONE %(tz)s)::date),
-  count(*) FILTER (WHERE status = 'resolved' AND resolved_at >= %(start)s AND resolved_at < %(end)s
-                   AND (resolved_at AT TIME ZONE %(tz)s)::date = (due_at AT TIME ZONE %(tz)s)::date
-                   AND resolved_at <= due_at),
-  count(*) FILTER (WHERE status = 'resolved' AND resolved_at >= %(start)s AND resolved_at < %(end)s
-                   AND resolved_at > due_at),
-  count(*) FILTER (WHERE status = 'refused' AND finished_at >= %(start)s AND finished_at < %(end)s),
-  count(*) FILTER (WHERE status = 'withdrawn' AND finished_at >= %(start)s AND finished_at < %(end)s),
-  count(*) FILTER (WHERE received_at < %(end)s AND (finished_at IS NULL OR finished_at >= %(end)s)),
-  count(*) FILTER (WHERE received_at < %(end)s AND (finished_at IS NULL OR finished_at >= %(end)s)
-                   AND due_at < %(end)s),
-  count(*) FILTER (WHERE received_at >= %(start)s AND received_at < %(end)s AND paid_online),
-  count(*) FILTER (WHERE received_at >= %(start)s AND received_at < %(end)s AND digitised)
-FROM dossiers
-WHERE %(all_units)s OR unit_id = ANY(%(units)s)
-GROUP BY unit_id ORDER BY unit_id
-"""
+#: Every counted figure as the condition a dossier meets to be counted (docs/kpi.md): the same
+#: condition gives the count and the list behind it (drill-down).
+FIGURES: dict[str, str] = {
+    "received": _RECEIVED,
+    "received_direct": f"{_RECEIVED} AND channel = 'direct'",
+    "received_online": f"{_RECEIVED} AND channel = 'online'",
+    "received_postal": f"{_RECEIVED} AND channel = 'postal'",
+    "carried_over": "received_at < %(start)s AND (finished_at IS NULL OR finished_at >= %(start)s)",
+    "resolved": _RESOLVED,
+    "resolved_early": f"{_RESOLVED} AND {_LOCAL_DAY.format(col='resolved_at')} < {_LOCAL_DAY.format(col='due_at')}",
+    "resolved_on_time": f"{_RESOLVED} AND {_LOCAL_DAY.format(col='resolved_at')} = {_LOCAL_DAY.format(col='due_at')}"
+    " AND resolved_at <= due_at",
+    "resolved_late": f"{_RESOLVED} AND resolved_at > due_at",
+    "refused": "status = 'refused' AND finished_at >= %(start)s AND finished_at < %(end)s",
+    "withdrawn": "status = 'withdrawn' AND finished_at >= %(start)s AND finished_at < %(end)s",
+    "open_at_end": _OPEN_AT_END,
+    "open_overdue_at_end": f"{_OPEN_AT_END} AND due_at < %(end)s",
+    "paid_online": f"{_RECEIVED} AND paid_online",
+    "digitised": f"{_RECEIVED} AND digitised",
+}
+COUNTS = tuple(FIGURES)
+_UNITS = "(%(all_units)s OR unit_id = ANY(%(units)s))"
+# One pass over the units' dossiers; every figure is a FILTERed count.
+_SQL = (
+    "SELECT unit_id, "
+    + ", ".join(f"count(*) FILTER (WHERE {condition})" for condition in FIGURES.values())
+    + f" FROM dossiers WHERE {_UNITS} GROUP BY unit_id ORDER BY unit_id"
+)
 
 
 def local_period(first_day: date, last_day: date) -> tuple[datetime, datetime]:
@@ -63,13 +65,47 @@ def rate(numerator: int, denominator: int) -> float | None:
     return float(value.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
 
 
+def _params(start: datetime, end: datetime, unit_ids: list[str] | None) -> dict[str, Any]:
+    return {"start": start, "end": end, "tz": str(LOCAL_TZ), "all_units": unit_ids is None, "units": unit_ids or []}
+
+
+def dossiers_behind(
+    conn: psycopg.Connection,
+    figure: str,
+    start: datetime,
+    end: datetime,
+    unit_ids: list[str] | None = None,
+    limit: int = 1000,
+) -> list[dict[str, Any]]:
+    """The dossiers a figure counts (drill-down), oldest received first."""
+    if figure not in FIGURES:
+        raise ValueError(f"unknown figure {figure!r}; one of: {', '.join(FIGURES)}")
+    cur = conn.execute(
+        "SELECT id, unit_id, procedure_code, channel, received_at, due_at, status, resolved_at, paid_online,"
+        f" digitised FROM dossiers WHERE {_UNITS} AND {FIGURES[figure]} ORDER BY received_at, id LIMIT %(limit)s",
+        {**_params(start, end, unit_ids), "limit": limit},
+    )
+    names = [d.name for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def due_soon(conn: psycopg.Connection, now: datetime, days: int, unit_ids: list[str] | None = None) -> list[dict]:
+    """Open dossiers whose due time falls within the next ``days`` days (the leaders' weekly list)."""
+    cur = conn.execute(
+        "SELECT id, unit_id, procedure_code, received_at, due_at, status FROM dossiers"
+        f" WHERE {_UNITS} AND finished_at IS NULL AND due_at >= %(now)s AND due_at < %(until)s"
+        " ORDER BY due_at, id",
+        {**_params(now, now, unit_ids), "now": now, "until": now + timedelta(days=days)},
+    )
+    names = [d.name for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
 def dossier_kpis(
     conn: psycopg.Connection, start: datetime, end: datetime, unit_ids: list[str] | None = None
 ) -> dict[str, dict[str, Any]]:
     """unit_id -> counts and rates for ``[start, end)``."""
-    rows = conn.execute(
-        _SQL, {"start": start, "end": end, "tz": str(LOCAL_TZ), "all_units": unit_ids is None, "units": unit_ids or []}
-    ).fetchall()
+    rows = conn.execute(_SQL, _params(start, end, unit_ids)).fetchall()
     out: dict[str, dict[str, Any]] = {}
     for row in rows:
         figures: dict[str, Any] = dict(zip(COUNTS, row[1:], strict=True))

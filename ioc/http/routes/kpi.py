@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 
 from ioc.auth.deps import Caller
 from ioc.http.errors import Problem, problem_responses
-from ioc.kpi.figures import compare, dossier_kpis, freshness, local_period
+from ioc.kpi.figures import FIGURES, compare, dossier_kpis, dossiers_behind, due_soon, freshness, local_period
 
 router = APIRouter(prefix="/api/kpi", tags=["KPIs"])
 
@@ -24,14 +24,9 @@ async def dossier_figures(
     last_day: Annotated[date, Query(alias="to", description="Last local date (included)")],
     unit: Annotated[list[str] | None, Query(description="Only these units (repeat the parameter)")] = None,
 ) -> dict[str, Any]:
-    if principal.kind != "user":
-        raise Problem(403, "forbidden", "KPIs are for staff accounts")
+    units = _units_for(principal, unit)
     if last_day < first_day:
         raise Problem(400, "validation-error", "`to` is before `from`")
-    visible = principal.visible_units()
-    units = list(unit) if unit else (sorted(visible) if visible is not None else None)
-    if visible is not None and units is not None and not set(units) <= visible:
-        raise Problem(403, "forbidden", "some of these units are outside yours")
     start, end = local_period(first_day, last_day)
     length = last_day - first_day
     before_last = first_day - timedelta(days=1)
@@ -54,3 +49,51 @@ async def dossier_figures(
         "source_stale": fresh["source_stale"],
         "units": figures,
     }
+
+
+def _units_for(principal: Any, unit: list[str] | None) -> list[str] | None:
+    if principal.kind != "user":
+        raise Problem(403, "forbidden", "KPIs are for staff accounts")
+    visible = principal.visible_units()
+    units = list(unit) if unit else (sorted(visible) if visible is not None else None)
+    if visible is not None and units is not None and not set(units) <= visible:
+        raise Problem(403, "forbidden", "some of these units are outside yours")
+    return units
+
+
+@router.get("/dossiers/list", summary="The dossiers behind one figure (drill-down)",
+            responses=problem_responses(400, 401, 403))  # fmt: skip
+async def dossier_list(
+    request: Request,
+    principal: Caller,
+    figure: Annotated[str, Query(description="A figure name from docs/kpi.md, e.g. resolved_late")],
+    first_day: Annotated[date, Query(alias="from")],
+    last_day: Annotated[date, Query(alias="to")],
+    unit: Annotated[list[str] | None, Query()] = None,
+) -> list[dict[str, Any]]:
+    units = _units_for(principal, unit)
+    if figure not in FIGURES:
+        raise Problem(400, "validation-error", f"unknown figure {figure!r}; one of: {', '.join(FIGURES)}")
+
+    def query() -> list[dict[str, Any]]:
+        with request.app.state.ioc.pool.connection() as conn:
+            return dossiers_behind(conn, figure, *local_period(first_day, last_day), units)
+
+    return await asyncio.to_thread(query)
+
+
+@router.get("/dossiers/due", summary="Open dossiers falling due within the next days",
+            responses=problem_responses(401, 403))  # fmt: skip
+async def dossiers_due(
+    request: Request,
+    principal: Caller,
+    days: Annotated[int, Query(ge=1, le=60)] = 7,
+    unit: Annotated[list[str] | None, Query()] = None,
+) -> list[dict[str, Any]]:
+    units = _units_for(principal, unit)
+
+    def query() -> list[dict[str, Any]]:
+        with request.app.state.ioc.pool.connection() as conn:
+            return due_soon(conn, datetime.now(UTC), days, units)
+
+    return await asyncio.to_thread(query)
