@@ -158,3 +158,11 @@ def test_dossier_drill_down_and_due_list(api) -> None:
     bad = client.get("/api/kpi/dossiers/list", params={**params, "figure": "nope"}, headers=operator)
     assert bad.status_code == 400 and "resolved_late" in bad.json()["detail"]
     assert client.get("/api/kpi/dossiers/due", params={"days": 7}, headers=operator).status_code == 200
+
+
+def test_the_page_needs_no_inline_script_or_style_under_the_csp(api) -> None:
+    client, _, _ = api
+    page = client.get("/")
+    assert page.status_code == 200 and "script-src 'self'" in page.headers["content-security-policy"]
+    assert "<script>" not in page.text and "<style>" not in page.text
+    assert client.get("/status.js").status_code == 200 and client.get("/status.css").status_code == 200
