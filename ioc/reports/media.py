@@ -81,6 +81,16 @@ def _encode(image: Image.Image, fmt: str) -> bytes:
     return out.getvalue()
 
 
+def _store_once(path: Path, content: bytes) -> None:
+    """Write a content-addressed file atomically (write, then rename); an existing one is the same bytes."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(path.suffix + ".part")
+    partial.write_bytes(content)
+    partial.replace(path)
+
+
 def store_photo(data: bytes, media_root: Path) -> StoredPhoto:
     """Validate ``data`` and store a clean copy and a thumbnail; raise :class:`MediaRefused`."""
     if len(data) > MAX_BYTES:
@@ -118,13 +128,8 @@ def store_photo(data: bytes, media_root: Path) -> StoredPhoto:
     ext = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}[fmt]
     key = f"reports/{digest[:2]}/{digest}.{ext}"
     thumb_key = f"reports/{digest[:2]}/{digest}-thumb.jpg"
-    for rel, content in ((key, stored), (thumb_key, thumb_bytes)):
-        path = media_root / rel
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(path.suffix + ".part")
-            partial.write_bytes(content)
-            partial.replace(path)
+    _store_once(media_root / key, stored)
+    _store_once(media_root / thumb_key, thumb_bytes)
     return StoredPhoto(digest, key, thumb_key, ALLOWED[fmt], len(stored), clean.width, clean.height, gps, taken)
 
 
@@ -211,11 +216,7 @@ def store_video(data: bytes, media_root: Path) -> StoredVideo:
     digest = hashlib.sha256(stored).hexdigest()
     key = f"reports/{digest[:2]}/{digest}.mp4"
     thumb_key = f"reports/{digest[:2]}/{digest}-thumb.jpg"
-    for rel, content in ((key, stored), (thumb_key, thumb.tobytes() if ok_thumb else b"")):
-        path = media_root / rel
-        if content and not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(path.suffix + ".part")
-            partial.write_bytes(content)
-            partial.replace(path)
+    _store_once(media_root / key, stored)
+    if ok_thumb:
+        _store_once(media_root / thumb_key, thumb.tobytes())
     return StoredVideo(digest, key, thumb_key, "video/mp4", len(stored), size[0], size[1], round(duration, 2))

@@ -365,22 +365,8 @@ def ensure_partitions(conn: Any, now: datetime, premake: int) -> list[str]:
 
     Last month is kept ready for devices that send buffered data after a month changes.
     """
-    created: list[str] = []
     current = month_start(now)
-    for table in TABLES:
-        have = existing_partitions(conn, table.name)
-        for offset in range(-1, premake + 1):
-            month = add_months(current, offset)
-            name = partition_name(table.name, month)
-            if name in have:
-                continue
-            _execute(
-                conn,
-                f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {table.name} "
-                f"FOR VALUES FROM ('{_utc(month)}') TO ('{_utc(add_months(month, 1))}')",
-            )
-            created.append(name)
-    return created
+    return ensure_months(conn, {add_months(current, offset) for offset in range(-1, premake + 1)})
 
 
 def ensure_months(conn: Any, months: set[date]) -> list[str]:

@@ -20,7 +20,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 
 from ioc.auth.ratelimit import BucketPolicy, TokenBuckets
-from ioc.http.routes.reports import _categories, _locator, _state
+from ioc.http.routes.reports import categories_of, unit_locator_of
+from ioc.http.state import AppState
 from ioc.reports import codes
 from ioc.reports.service import Submission, submit
 from ioc.text import nfc
@@ -32,6 +33,10 @@ POST_LIMIT = BucketPolicy(capacity=30, refill_per_s=0.5)
 OPEN = ("received", "in_progress")
 STATUS_NOTES = {"received": "Đã tiếp nhận", "in_progress": "Đang xử lý", "resolved": "Đã giải quyết",
                 "closed": "Đã đóng", "rejected": "Không thuộc phạm vi xử lý"}  # fmt: skip
+
+
+def _state(request: Request) -> AppState:
+    return request.app.state.ioc
 
 
 class Open311Error(Exception):
@@ -108,7 +113,7 @@ async def _guard(request: Request, fmt: str, call: Any) -> Response:
 async def services(request: Request, fmt: str) -> Response:
     async def call() -> Response:
         _check(request, fmt, READ_LIMIT)
-        return _render(fmt, "services", "service", [_service(c) for c in _categories(request).values()])
+        return _render(fmt, "services", "service", [_service(c) for c in categories_of(request).values()])
 
     return await _guard(request, fmt, call)
 
@@ -117,7 +122,7 @@ async def services(request: Request, fmt: str) -> Response:
 async def service_definition(request: Request, service_code: str, fmt: str) -> Response:
     async def call() -> Response:
         _check(request, fmt, READ_LIMIT)
-        if service_code not in _categories(request):
+        if service_code not in categories_of(request):
             raise Open311Error(404, f"service_code {service_code!r} not found")
         return _render(fmt, "service_definition", "service_definition",
                        {"service_code": service_code, "attributes": []})  # fmt: skip
@@ -191,7 +196,7 @@ async def list_requests(request: Request, fmt: str) -> Response:
             params.append(end)
         if not (start or end or q.get("service_request_id")):
             where.append("created_at >= now() - interval '90 days'")
-        names = {c.id: c.name for c in _categories(request).values()}
+        names = {c.id: c.name for c in categories_of(request).values()}
 
         def query() -> list[dict[str, Any]]:
             with _state(request).pool.connection() as conn:
@@ -209,7 +214,7 @@ async def get_request(request: Request, service_request_id: str, fmt: str) -> Re
     async def call() -> Response:
         _check(request, fmt, READ_LIMIT)
         code = codes.normalise(service_request_id)
-        names = {c.id: c.name for c in _categories(request).values()}
+        names = {c.id: c.name for c in categories_of(request).values()}
 
         def query() -> list[dict[str, Any]]:
             with _state(request).pool.connection() as conn:
@@ -254,7 +259,7 @@ async def create_request(request: Request, fmt: str) -> Response:
         if principal is None or principal.role != "integration":
             raise Open311Error(403, "a valid api_key of a partner application is required")
         code = str(form.get("service_code") or "")
-        categories = _categories(request)
+        categories = categories_of(request)
         if code not in categories:
             raise Open311Error(400, f"service_code {code!r} not found" if code else "service_code is required")
         try:
@@ -281,7 +286,7 @@ async def create_request(request: Request, fmt: str) -> Response:
                                 source_ref=None)  # fmt: skip
 
         def run() -> str:
-            locator = _locator(request)
+            locator = unit_locator_of(request)
             with _state(request).pool.connection() as conn, conn.transaction():
                 accepted = submit(conn, submission, [], categories=categories, locator=locator, now=datetime.now(UTC))
                 from psycopg.types.json import Jsonb

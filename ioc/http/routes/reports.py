@@ -55,7 +55,8 @@ def _limit(request: Request, name: str, policy: BucketPolicy) -> None:
                       headers={"Retry-After": str(retry)}, retry_after_s=retry)  # fmt: skip
 
 
-def _categories(request: Request) -> dict[str, Category]:
+def categories_of(request: Request) -> dict[str, Category]:
+    """The district's report categories (read once per app; shared with the Open311 routes)."""
     cached = getattr(request.app.state, "report_categories", None)
     if cached is None:
         from ioc.district.loader import load_district
@@ -69,7 +70,8 @@ def _categories(request: Request) -> dict[str, Category]:
     return cached
 
 
-def _locator(request: Request) -> Any:
+def unit_locator_of(request: Request) -> Any:
+    """Today's leaf-unit locator, rebuilt every few minutes (shared with the Open311 routes)."""
     from ioc.geo import leaf_unit_locator
 
     cached = getattr(request.app.state, "unit_locator", None)
@@ -91,7 +93,7 @@ class CategoryOut(BaseModel):
 @router.get("/report-categories", response_model=list[CategoryOut], summary="What a report can be about")
 async def report_categories(request: Request) -> list[CategoryOut]:
     return [CategoryOut(id=c.id, name=c.name, name_en=c.name_en, sla_hours=c.sla_hours)
-            for c in _categories(request).values()]  # fmt: skip
+            for c in categories_of(request).values()]  # fmt: skip
 
 
 class Receipt(BaseModel):
@@ -122,7 +124,7 @@ async def send_report(
     photos = photos or []
     if len(photos) > MAX_PHOTOS:
         raise Problem(400, "validation-error", f"tối đa {MAX_PHOTOS} ảnh (at most {MAX_PHOTOS} photos)")
-    categories = _categories(request)
+    categories = categories_of(request)
     if category not in categories:
         raise Problem(400, "validation-error", f"danh mục không hợp lệ: {category!r} (unknown category)")
     media_root = Path(_state(request).settings.var_dir) / "media"
@@ -150,7 +152,7 @@ async def send_report(
     )  # fmt: skip
 
     def run() -> Receipt:
-        locator = _locator(request)
+        locator = unit_locator_of(request)
         with _state(request).pool.connection() as conn, conn.transaction():
             accepted = submit(conn, submission, stored, categories=categories, locator=locator,
                               now=datetime.now(UTC), videos=videos)  # fmt: skip
