@@ -23,6 +23,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ioc.settings import Settings
 
@@ -67,6 +68,7 @@ class Supervisor:
     services: list[ServiceSpec] = field(default_factory=default_services)
     _stop: threading.Event = field(default_factory=threading.Event)
     _children: list[Child] = field(default_factory=list)
+    _passwords_file: Path | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     def request_stop(self, signum: int | None = None, frame: object = None) -> None:
@@ -149,7 +151,41 @@ class Supervisor:
     def _load_district(self, database_url: str) -> None:
         from ioc.district.bootstrap import load_district_into
 
+        self._seed_passwords()
         log.info(load_district_into(database_url, self.settings))
+
+    def _seed_passwords(self) -> None:
+        """Give every seed user whose password variable is unset a generated one, kept in var/.
+
+        ``ioc up`` is the one-command system: without this, nobody could log in to the wall it
+        opens. The passwords are random, kept in a 0600 file beside the generated secret key, and
+        reach the seeding through the environment exactly as an operator's own variables would; a
+        variable that is set always wins, and a user who already has a password keeps it.
+        """
+        import json
+
+        from ioc.district.loader import load_district
+
+        try:
+            users = load_district(self.settings.district_config).users
+        except Exception:  # noqa: BLE001 - the district load right after reports the real problem
+            return
+        path = self.settings.var_dir / "seed-passwords.json"
+        known: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        generated = False
+        for user in users:
+            if not user.password_env or os.environ.get(user.password_env):
+                continue
+            if user.username not in known:
+                known[user.username] = secrets.token_urlsafe(12)
+                generated = True
+            os.environ[user.password_env] = known[user.username]
+        if generated:
+            path.write_text(json.dumps(known, ensure_ascii=False, indent=2) + "\n")
+            path.chmod(0o600)
+        if known:
+            self._passwords_file = path
+            log.warning("seed users without IOC_SEED_PASSWORD_* use generated passwords: see %s", path)
 
     def _secret_key(self) -> str:
         if self.settings.secret_key:
@@ -233,10 +269,17 @@ class Supervisor:
             "IOC is running — Trung tâm điều hành thông minh đang chạy",
             f"  Operations wall : {base}/",
             f"  API docs        : {base}/docs",
+            f"  Commune console : {base}/console/",
+            f"  Citizen reports : {base}/phan-anh/",
             f"  Readiness       : {base}/readyz",
             f"  Metrics         : {base}/metrics",
             f"  MQTT            : {mqtt_url}{' (embedded)' if embedded_broker else ''}",
             f"  Database        : {_redact(database_url)}{' (embedded)' if embedded_db else ''}",
+            *(
+                [f"  Logins          : {self._passwords_file} (generated passwords of the seed users)"]
+                if self._passwords_file
+                else []
+            ),
             "Press Ctrl-C to stop.",
             "",
         ]

@@ -61,6 +61,21 @@ def _alive(processes: list[psutil.Process]) -> list[psutil.Process]:
     return [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
 
 
+def _operator_can_log_in(var_dir: Path, port: int) -> None:
+    """With no IOC_SEED_PASSWORD_* set, `ioc up` generates the seed users' passwords in var/."""
+    passwords_file = var_dir / "seed-passwords.json"
+    assert passwords_file.stat().st_mode & 0o077 == 0, "the passwords file must be private (0600)"
+    password = json.loads(passwords_file.read_text())["operator1"]
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/auth/login",
+        data=json.dumps({"username": "operator1", "password": password}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+        assert json.load(response)["access_token"]
+
+
 def test_up_is_ready_stops_cleanly_on_ctrl_c_and_reuses_its_data(tmp_path: Path) -> None:
     var_dir = tmp_path / "var"
     port = free_port()
@@ -70,6 +85,7 @@ def test_up_is_ready_stops_cleanly_on_ctrl_c_and_reuses_its_data(tmp_path: Path)
         ready = _wait_ready(proc, port, first_log)
         assert ready["status"] == "ready"
         assert f"http://127.0.0.1:{port}/" in first_log.read_text()
+        _operator_can_log_in(var_dir, port)
         family = _interrupt_and_collect(proc, var_dir)
         assert _alive(family) == [], "processes left behind after Ctrl-C"
         assert "migrations: 0001_core" in first_log.read_text()
