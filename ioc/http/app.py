@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 import ioc
+from ioc.http.apidocs import install_api_docs
 from ioc.http.errors import document_problems_in_openapi, install_error_handlers
 from ioc.http.routes import alerts, auth, health, kpi, live, open311, places, reports, staff_reports, users
 from ioc.http.security import install_security
@@ -124,7 +125,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "(database and broker reachable, migrations current), `/metrics` (Prometheus)."
         ),
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    install_api_docs(app)
     install_error_handlers(app)
     install_security(app, settings.cors_origins)
     app.include_router(health.router)
