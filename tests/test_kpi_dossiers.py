@@ -122,7 +122,7 @@ def test_units_are_ranked_by_on_time_rate_and_compared_with_the_previous_period(
     out = compare(current, previous)
     assert [(u, out[u]["rank"]) for u in ("b", "a", "c")] == [("b", 1), ("a", 2), ("c", None)]
     assert out["a"]["change_pp"] == {"on_time_rate": -10.0, "online_rate": 10.0, "paid_online_rate": None,
-                                     "digitised_rate": 0.0}  # fmt: skip
+                                     "digitised_rate": 0.0, "satisfaction_rate": None}  # fmt: skip
     assert out["b"]["change_pp"]["on_time_rate"] is None
 
 

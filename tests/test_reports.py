@@ -197,6 +197,9 @@ def test_the_report_follows_its_alert_and_can_then_be_rated_once(app) -> None:
         public = client.get(f"/api/public/reports/{code}").json()
         assert public["status"] == status
     assert public["resolved_at"] is not None
+    # The citizen's history: each change after receipt, once, in order, with times only (no staff, no notes).
+    assert [step["status"] for step in public["history"]] == ["in_progress", "resolved"]
+    assert all(set(step) == {"at", "status"} for step in public["history"])
     assert client.post(f"/api/public/reports/{code}/rating", json={"rating": 4, "comment": "Nhanh"}).status_code == 204
     assert client.post(f"/api/public/reports/{code}/rating", json={"rating": 5}).status_code == 409
 

@@ -41,3 +41,54 @@ def import_sheet(
     console.print(f"{report.rows} rows: {report.kept} kept, {len(report.bad)} bad; {report.events_added} new events")
     if report.bad:
         raise typer.Exit(exit_codes.FAILED)
+
+
+@app.command("check")
+def check(
+    first_day: Annotated[str, typer.Option("--from", help="First local date (YYYY-MM-DD).")],
+    last_day: Annotated[str, typer.Option("--to", help="Last local date, included (YYYY-MM-DD).")],
+    unit: Annotated[list[str] | None, typer.Option(help="Only this unit (repeat for several).")] = None,
+    refold: Annotated[bool, typer.Option(help="Also re-fold the dossiers within retention from their events.")] = False,
+    repair: Annotated[bool, typer.Option(help="Re-fold stale dossiers and rebuild a disagreeing rollup.")] = False,
+) -> None:
+    """Recompute every dossier figure from the raw data for a period and compare it with the rollup
+    the API serves; print each difference (unit, figure, rollup, raw). Exit 1 on any difference
+    (also when --repair fixed it: run again to confirm).
+
+    Example: ioc kpi check --from 2026-10-01 --to 2026-10-31 --refold
+    """
+    from datetime import UTC, date, datetime, timedelta
+
+    from ioc.kpi.dossiers import refresh, stale_dossiers
+    from ioc.kpi.rollups import differences, rebuild
+    from ioc.runtime import database_url
+    from ioc.settings import get_settings
+    from ioc.storage.db import connect
+
+    try:
+        first, last = date.fromisoformat(first_day), date.fromisoformat(last_day)
+    except ValueError as exc:
+        raise typer.BadParameter(f"dates are YYYY-MM-DD: {exc}") from exc
+    if last < first:
+        raise typer.BadParameter("--to is before --from")
+    problems = 0
+    settings = get_settings()
+    with database_url(settings) as url, connect(url) as conn, conn.transaction():
+        if refold:
+            kept_since = datetime.now(UTC) - timedelta(days=settings.events_retention_days)
+            stale = stale_dossiers(conn, kept_since)
+            for dossier_id in stale[:50]:
+                console.print(f"  [red]dossier {dossier_id}[/red]: its row is not the fold of its events")
+            console.print(f"re-fold: {len(stale)} dossier rows differ from their events")
+            problems += len(stale)
+            if stale and repair:
+                console.print(f"re-folded from their events: {refresh(conn, stale)} dossiers")
+        found = differences(conn, first, last, unit or None)
+        for unit_id, figure, rolled, raw in found:
+            console.print(f"  [red]{unit_id}[/red] {figure}: rollup {rolled}, raw {raw}")
+        console.print(f"{first}..{last}: {len(found)} figures differ between the rollup and the raw recomputation")
+        problems += len(found)
+        if found and repair:
+            console.print(f"rollup rebuilt from the dossiers: {rebuild(conn)} rows")
+    if problems:
+        raise typer.Exit(exit_codes.FAILED)

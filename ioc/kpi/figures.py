@@ -40,6 +40,8 @@ FIGURES: dict[str, str] = {
     "open_overdue_at_end": f"{_OPEN_AT_END} AND due_at < %(end)s",
     "paid_online": f"{_RECEIVED} AND paid_online",
     "digitised": f"{_RECEIVED} AND digitised",
+    "rated": "rated_at >= %(start)s AND rated_at < %(end)s AND satisfied IS NOT NULL",
+    "rated_satisfied": "rated_at >= %(start)s AND rated_at < %(end)s AND satisfied",
 }
 COUNTS = tuple(FIGURES)
 _UNITS = "(%(all_units)s OR unit_id = ANY(%(units)s))"
@@ -82,7 +84,8 @@ def dossiers_behind(
         raise ValueError(f"unknown figure {figure!r}; one of: {', '.join(FIGURES)}")
     cur = conn.execute(
         "SELECT id, unit_id, procedure_code, channel, received_at, due_at, status, resolved_at, paid_online,"
-        f" digitised FROM dossiers WHERE {_UNITS} AND {FIGURES[figure]} ORDER BY received_at, id LIMIT %(limit)s",
+        f" digitised, rated_at, satisfied FROM dossiers WHERE {_UNITS} AND {FIGURES[figure]}"
+        " ORDER BY received_at, id LIMIT %(limit)s",
         {**_params(start, end, unit_ids), "limit": limit},
     )
     names = [d.name for d in cur.description]
@@ -106,16 +109,21 @@ def dossier_kpis(
 ) -> dict[str, dict[str, Any]]:
     """unit_id -> counts and rates for ``[start, end)``."""
     rows = conn.execute(_SQL, _params(start, end, unit_ids)).fetchall()
-    out: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        figures: dict[str, Any] = dict(zip(COUNTS, row[1:], strict=True))
-        finished = figures["resolved"]
-        figures["on_time_rate"] = rate(figures["resolved_early"] + figures["resolved_on_time"], finished)
-        figures["online_rate"] = rate(figures["received_online"], figures["received"])
-        figures["paid_online_rate"] = rate(figures["paid_online"], figures["received"])
-        figures["digitised_rate"] = rate(figures["digitised"], figures["received"])
-        out[row[0]] = figures
-    return out
+    return {row[0]: with_rates(dict(zip(COUNTS, row[1:], strict=True))) for row in rows}
+
+
+RATES = ("on_time_rate", "online_rate", "paid_online_rate", "digitised_rate", "satisfaction_rate")
+
+
+def with_rates(figures: dict[str, Any]) -> dict[str, Any]:
+    """Add the rates of docs/kpi.md to a unit's counts (the same for raw counts and rollup counts)."""
+    received = figures["received"]
+    figures["on_time_rate"] = rate(figures["resolved_early"] + figures["resolved_on_time"], figures["resolved"])
+    figures["online_rate"] = rate(figures["received_online"], received)
+    figures["paid_online_rate"] = rate(figures["paid_online"], received)
+    figures["digitised_rate"] = rate(figures["digitised"], received)
+    figures["satisfaction_rate"] = rate(figures["rated_satisfied"], figures["rated"])
+    return figures
 
 
 RANKED_BY = "on_time_rate"
@@ -133,7 +141,7 @@ def compare(current: dict[str, dict[str, Any]], previous: dict[str, dict[str, An
         figures["change_pp"] = {
             name: (round(figures[name] - before[name], 1) if figures.get(name) is not None
                    and before.get(name) is not None else None)
-            for name in ("on_time_rate", "online_rate", "paid_online_rate", "digitised_rate")
+            for name in RATES
         }  # fmt: skip
         out[unit] = figures
     return out

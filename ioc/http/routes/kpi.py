@@ -1,4 +1,7 @@
-"""KPI figures over HTTP (definitions: docs/kpi.md)."""
+"""KPI figures over HTTP (definitions: docs/kpi.md).
+
+The tiles are served from the daily rollup (``ioc.kpi.rollups``); the drill-down lists read the
+``dossiers`` rows with the same conditions, and the two always agree (``ioc kpi check``)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,9 @@ from fastapi import APIRouter, Query, Request
 
 from ioc.auth.deps import Caller
 from ioc.http.errors import Problem, problem_responses
-from ioc.kpi.figures import FIGURES, compare, dossier_kpis, dossiers_behind, due_soon, freshness, local_period
+from ioc.kpi.figures import FIGURES, compare, dossiers_behind, due_soon, freshness, local_period
+from ioc.kpi.rollups import tile_figures
+from ioc.kpi.scoreboard import scoreboard_766
 
 router = APIRouter(prefix="/api/kpi", tags=["KPIs"])
 
@@ -27,14 +32,13 @@ async def dossier_figures(
     units = _units_for(principal, unit)
     if last_day < first_day:
         raise Problem(400, "validation-error", "`to` is before `from`")
-    start, end = local_period(first_day, last_day)
     length = last_day - first_day
     before_last = first_day - timedelta(days=1)
-    previous = local_period(before_last - length, before_last)
 
     def query() -> tuple[dict[str, Any], dict[str, Any]]:
         with request.app.state.ioc.pool.connection() as conn:
-            figures = compare(dossier_kpis(conn, start, end, units), dossier_kpis(conn, *previous, units))
+            current = tile_figures(conn, first_day, last_day, units)
+            figures = compare(current, tile_figures(conn, before_last - length, before_last, units))
             fresh = freshness(conn, datetime.now(UTC))
         return figures, fresh
 
@@ -97,3 +101,24 @@ async def dossiers_due(
             return due_soon(conn, datetime.now(UTC), days, units)
 
     return await asyncio.to_thread(query)
+
+
+@router.get("/766", summary="Estimate of the Decision 766/QĐ-TTg scoreboard groups the dossier data supports",
+            responses=problem_responses(400, 401, 403))  # fmt: skip
+async def scoreboard(
+    request: Request,
+    principal: Caller,
+    first_day: Annotated[date, Query(alias="from", description="First local date, e.g. 2026-10-01")],
+    last_day: Annotated[date, Query(alias="to", description="Last local date (included)")],
+    unit: Annotated[list[str] | None, Query(description="Only these units (repeat the parameter)")] = None,
+) -> dict[str, Any]:
+    units = _units_for(principal, unit)
+    if last_day < first_day:
+        raise Problem(400, "validation-error", "`to` is before `from`")
+
+    def query() -> dict[str, Any]:
+        with request.app.state.ioc.pool.connection() as conn:
+            return tile_figures(conn, first_day, last_day, units)
+
+    figures = await asyncio.to_thread(query)
+    return {"from": first_day, "to": last_day, "units": {u: scoreboard_766(f) for u, f in figures.items()}}

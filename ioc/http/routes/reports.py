@@ -194,7 +194,10 @@ async def follow_report(request: Request, tracking_code: str) -> dict[str, Any]:
 
     def run() -> dict[str, Any] | None:
         with _state(request).pool.connection() as conn:
-            return public_view(conn, code)
+            view = public_view(conn, code)
+            if view is not None:
+                view["history"] = status_history(conn, view["merged_into"] or code)
+            return view
 
     view = await asyncio.to_thread(run)
     if view is None:
@@ -203,6 +206,29 @@ async def follow_report(request: Request, tracking_code: str) -> dict[str, Any]:
     if view["merged_into"]:
         view["merged_into"] = codes.display(view["merged_into"])
     return view
+
+
+# A report's status follows its alert's (migration 0006): the same mapping, for the history.
+_REPORT_STATUS = {"new": "received", "acknowledged": "in_progress", "in_progress": "in_progress",
+                  "resolved": "resolved", "closed": "closed", "dismissed": "rejected"}  # fmt: skip
+
+
+def status_history(conn: Any, code: str) -> list[dict[str, Any]]:
+    """The report's status changes after it was received, oldest first: ``[{"at", "status"}]`` in
+    report statuses. Only times and statuses (never who acted or their notes), so the citizen's
+    tracking page can show the history without exposing staff's internal work."""
+    rows = conn.execute(
+        "SELECT a.at, a.to_status FROM alert_audit a JOIN reports r ON r.alert_id = a.alert_id"
+        " WHERE r.tracking_code = %s AND a.from_status IS NOT NULL AND a.to_status IS NOT NULL"
+        " AND a.from_status <> a.to_status ORDER BY a.id",
+        (code,),
+    ).fetchall()
+    history: list[dict[str, Any]] = []
+    for at, to_status in rows:
+        status = _REPORT_STATUS.get(to_status)
+        if status and (not history or history[-1]["status"] != status):
+            history.append({"at": at, "status": status})
+    return history
 
 
 class Rating(BaseModel):
