@@ -2,7 +2,7 @@
 
 Dossiers are received on working days in office hours (Asia/Ho_Chi_Minh), mostly at the desk,
 some online or by post; each gets a legal due date and, later, its steps: supplement requested,
-resolved (mostly early or on time, some late), result returned, paid online, digitised. Steps of
+resolved (mostly early or on time, some late), result returned, rated, paid online, digitised. Steps of
 one dossier come days apart, so the feed keeps a heap of future steps and yields in time order.
 """
 
@@ -74,6 +74,12 @@ class DossierFeed:
         steps.append(self._event(resolved, dossier_id, "resolved", unit_id))
         returned = resolved + timedelta(hours=rng.uniform(1, 48))
         steps.append(self._event(returned, dossier_id, "result_returned", unit_id))
+        if rng.random() < 0.35:  # some citizens answer the satisfaction survey at the desk or online
+            satisfied = rng.random() < (0.93 if fraction <= 1.0 else 0.6)
+            steps.append(
+                self._event(returned + timedelta(minutes=rng.uniform(1, 90)), dossier_id, "rated", unit_id,
+                            satisfied=satisfied)  # fmt: skip
+            )
         if channel == "online" and rng.random() < 0.5:
             steps.append(self._event(at + timedelta(minutes=rng.uniform(5, 120)), dossier_id, "paid_online", unit_id))
         if rng.random() < 0.6:
