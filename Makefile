@@ -5,11 +5,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: up test lint bench-ingest clean-var help
+.PHONY: up test lint bench-ingest clean-var help chromium
 
 help:
 	@echo "make up     - create .venv, install, start the whole system (wall at http://127.0.0.1:8000)"
-	@echo "make test   - create .venv if needed and run the whole test suite"
+	@echo "make test   - create .venv if needed and run the whole test suite (installs chromium for the browser tests when root)"
 	@echo "make lint   - ruff"
 
 $(BIN)/python:
@@ -25,8 +25,22 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 up: $(STAMP)
 	$(BIN)/ioc up
 
+# The browser tests (tests/browser, marker `browser`) drive Debian's chromium: installed here when
+# missing and we are root; otherwise (or when apt-get fails, e.g. offline) they skip with the reason.
+CHROMIUM ?= /usr/bin/chromium
+
+chromium:
+	@if [ -x "$(CHROMIUM)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "chromium is missing: installing Debian's chromium for the browser tests"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+	    || echo "apt-get could not install chromium: the browser tests will be skipped"; \
+	else \
+	  echo "chromium is missing and we are not root: the browser tests will be skipped (run: sudo apt-get install -y chromium)"; \
+	fi
+
 # pytest exits 5 when it collected no tests: that is not a failure of the code under test.
-test: $(STAMP)
+test: $(STAMP) chromium
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 bench-ingest: $(STAMP)

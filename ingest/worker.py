@@ -58,6 +58,7 @@ from ingest import metrics
 from ingest.alerting import AlertFeed
 from ingest.presence import Change, Signal, apply_signals, expire_silent
 from ingest.reports import ReportIntake
+from ingest.sectors import SectorFeed
 from ingest.validate import (
     Accepted,
     DeviceDirectory,
@@ -105,6 +106,7 @@ class WorkerConfig:
     commit_trace: Path | None = None  # bench: one line per commit, "<commit epoch> <ts epoch>..." of telemetry
     alert_rules: Path | None = None  # config/alert-rules.yaml: alerts raised in the batch's transaction
     district_config: Path | None = None  # report categories: MQTT reports become report rows
+    sector_thresholds: Path | None = None  # config/sector-thresholds.yaml: sector alerts (figures are kept anyway)
 
 
 def config_from_settings(settings: Any, **overrides: Any) -> WorkerConfig:
@@ -123,6 +125,7 @@ def config_from_settings(settings: Any, **overrides: Any) -> WorkerConfig:
         "media_root": Path(settings.var_dir) / "media",
         "alert_rules": Path(settings.alert_rules) if settings.alert_rules else None,
         "district_config": Path(settings.district_config),
+        "sector_thresholds": Path(settings.sector_thresholds) if settings.sector_thresholds else None,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     return WorkerConfig(**values)
@@ -228,6 +231,7 @@ class Worker:
         self.stats = Counter()  # stored, duplicates, dead_lettered, ignored, batches, acked
         self.alerts = AlertFeed.from_file(config.alert_rules) if config.alert_rules else None
         self.reports = ReportIntake(config.district_config) if config.district_config else None
+        self.sectors = SectorFeed.from_file(config.sector_thresholds, self.alerts.policies if self.alerts else None)
         self.client = self._make_client()
 
     # -- database ----------------------------------------------------------------------------------
@@ -498,8 +502,10 @@ class Worker:
             verdict = self.validator.validate(msg)
             if isinstance(verdict, Accepted):
                 rows.setdefault(verdict.table, []).append((index, verdict.values))
-                if (self.alerts is not None and self.alerts.wants(verdict)) or (
-                    self.reports is not None and self.reports.wants(verdict)
+                if (
+                    (self.alerts is not None and self.alerts.wants(verdict))
+                    or (self.reports is not None and self.reports.wants(verdict))
+                    or self.sectors.wants(verdict)
                 ):
                     candidates.append(verdict)
                 kinds[(verdict.kind, verdict.table)] += 1
@@ -643,7 +649,7 @@ class Worker:
         """Alerts and report rows for the batch, in its transaction; a failure there never costs the
         batch itself (the messages are stored regardless)."""
         dossiers = {dossier_id for dossier_id, _ in stored.get("dossier_events", ())}
-        if not dossiers and ((self.alerts is None and self.reports is None) or not (candidates or changes)):
+        if not dossiers and not (candidates or changes):
             return
         try:
             with conn.transaction():  # savepoint: a bug here rolls back only the derived records
@@ -651,6 +657,8 @@ class Worker:
                     refresh_dossiers(conn, dossiers)
                 if self.reports is not None and candidates:
                     self.reports.apply(conn, candidates, stored, self.clock.now())
+                if candidates:  # school, clinic and mention messages: sector rows and their alerts
+                    self.sectors.apply(conn, candidates, stored, self.clock.now())
                 if self.alerts is not None:
                     self.alerts.apply(conn, candidates, stored, changes, self.clock.now())
         except psycopg.OperationalError:

@@ -72,6 +72,11 @@ class Settings(BaseSettings):
         description="Origins allowed to call the API from another site (JSON list, e.g. "
         '["https://ioc.example.vn"]); empty: same origin only (the pages are served by the API).',
     )
+    map_tile_url: str | None = Field(
+        default=None,
+        description="Optional background map tiles for the pages, e.g. https://tiles.example.vn/{z}/{x}/{y}.png "
+        "(its host is then allowed by the Content-Security-Policy); unset: unit polygons only, no internet needed.",
+    )
     public_submit_burst: int = Field(
         default=5, ge=1, description="Citizen report submissions one client address may send at once."
     )
@@ -81,6 +86,11 @@ class Settings(BaseSettings):
     alert_rules: Path | None = Field(
         default=PROJECT_ROOT / "config" / "alert-rules.yaml",
         description="Alert rules and escalation ladders (docs/alerts.md); empty: the ingest workers raise no alerts.",
+    )
+    sector_thresholds: Path | None = Field(
+        default=PROJECT_ROOT / "config" / "sector-thresholds.yaml",
+        description="Education, health and online-information thresholds (docs/kpi.md); empty: the ingest workers "
+        "store sector figures but raise no sector alerts.",
     )
     cap_sender: str = Field(
         default="ioc@localhost",
@@ -94,11 +104,36 @@ class Settings(BaseSettings):
     simulator_speed: float = Field(
         default=1.0, gt=0, description="Simulated seconds per wall-clock second in `ioc simulate` (1: the live day)."
     )
+    radio_ack_timeout_s: float = Field(
+        default=10.0, gt=0, description="Radio: seconds a cluster has to acknowledge a command before it is sent again."
+    )
+    radio_max_attempts: int = Field(
+        default=3, ge=1, le=20, description="Radio: sends of one command at most; then it has timed out."
+    )
+    radio_share_group: str = Field(
+        default="ioc-radio",
+        description="Shared-subscription group of `ioc radio serve` for acks and playback events; empty: exclusive.",
+    )
+    radio_max_audio_s: float = Field(default=1800.0, gt=0, description="Radio: longest recording accepted (seconds).")
+    radio_max_audio_bytes: int = Field(default=50_000_000, gt=0, description="Radio: largest recording (bytes).")
+    radio_playback_grace_s: float = Field(
+        default=60.0, gt=0, description="Radio: silence after which an accepted or playing cluster is judged as is."
+    )
 
-    @field_validator("alert_rules", mode="before")
+    @field_validator("alert_rules", "sector_thresholds", mode="before")
     @classmethod
     def _empty_means_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("map_tile_url", mode="before")
+    @classmethod
+    def _check_map_tile_url(cls, value: object) -> object:
+        if value in ("", None):
+            return None
+        parts = urlsplit(str(value))
+        if parts.scheme not in ("http", "https") or not parts.hostname or "{z}" not in str(value):
+            raise ValueError("expected an http(s) URL template with {z}, {x} and {y}")
+        return value
 
     @field_validator("mqtt_url")
     @classmethod

@@ -47,6 +47,8 @@ def default_services() -> list[ServiceSpec]:
     return [
         ServiceSpec("api", ["serve"]),
         ServiceSpec("ingest", ["ingest"]),
+        # Radio commands, acks, playback proof and CAP -> radio (docs/radio.md).
+        ServiceSpec("radio", ["radio", "serve"]),
         # The simulator's cameras play the sample video; 2 fps keeps a small machine responsive.
         ServiceSpec("detector", ["detect", "--local-only", "--max-fps", "2"]),
         ServiceSpec("simulator", ["simulate"]),
@@ -92,6 +94,7 @@ class Supervisor:
                 # The embedded rumqttd panics when a shared subscriber disconnects holding unacked
                 # messages (docs/broker.md): its single ingest worker subscribes exclusively.
                 env["IOC_MQTT_SHARE_GROUP"] = ""
+                env["IOC_RADIO_SHARE_GROUP"] = ""  # the same for the single radio service
             self._children = [Child(spec) for spec in self.services if spec.enabled(self.settings)]
             for child in self._children:
                 self._start(child, env)

@@ -44,7 +44,7 @@ def test_loading_twice_changes_nothing(seeded: str) -> None:
     summary = load_district_into(seeded, settings, {"IOC_SEED_PASSWORD_ADMIN": ADMIN_PASSWORD})
     assert (summary.units_changed, summary.devices_changed, summary.users_changed) == (0, 0, 0)
     assert _counts(seeded) == before
-    assert before["units"] == 15 and before["devices"] == 31 + 41 + 11 + 4 and before["users"] == 17
+    assert before["units"] == 15 and before["devices"] == 31 + 65 + 11 + 4 + 19 + 13 and before["users"] == 17
 
 
 def test_unit_names_are_nfc_and_searchable_without_diacritics(seeded: str) -> None:
@@ -62,12 +62,13 @@ def test_devices_carry_kind_unit_position_and_their_configuration(seeded: str) -
         unit, lat, props = conn.execute(
             "SELECT unit_id, lat, properties FROM devices WHERE id = 'cam-tra-my-school-01'"
         ).fetchone()  # type: ignore[misc]
-        cluster = conn.execute("SELECT properties->>'cluster' FROM devices WHERE id = 'radio-tra-kot-01'").fetchone()
-    assert kinds == {"camera": 31, "radio": 41, "sensor": 11, "report": 2, "dossier": 1, "mention": 1}
+        horns = conn.execute("SELECT properties->>'horns' FROM devices WHERE id = 'radio-tra-kot-1'").fetchone()
+    assert kinds == {"camera": 31, "radio": 65, "sensor": 11, "report": 2, "dossier": 1, "mention": 1,
+                     "school": 19, "clinic": 13}
     assert unit == "tra-my" and 15.1 < lat < 15.5
     assert props["stream_url"].startswith("file:") and props["zones"][0]["kind"] == "school_yard"
     assert {r["kind"] for r in props["rules"]} >= {"intrusion", "tamper"}
-    assert cluster == ("radio-tra-kot",)
+    assert horns == ("4",)  # the loudspeaker cluster (one receiver box) is the device
 
 
 def test_seed_passwords_come_only_from_the_environment(seeded: str, caplog: pytest.LogCaptureFixture) -> None:

@@ -59,7 +59,7 @@ def test_sample_district_is_valid_with_13_named_communes_and_synthetic_polygons(
     assert sorted(u.name for u in leaves) == sorted(NAMES)
     assert all(u.polygon is not None and u.properties.get("synthetic_geometry") for u in leaves)
     assert len(district.cameras) >= 25 and len(district.sensors) >= 8
-    assert all(2 <= len(c.speakers) <= 5 for c in district.radio_clusters)
+    assert len(district.radio_clusters) == 5 * len(leaves)  # five loudspeaker clusters in every unit
     assert {c.unit for c in district.radio_clusters} == {u.id for u in leaves}
     assert {u.unit for u in district.users if u.role == "commune_officer"} == {u.id for u in leaves}
     assert all(u.password_env for u in district.users)
@@ -140,13 +140,13 @@ def test_unknown_unit_references_suggest_the_close_id() -> None:
 def test_duplicate_ids_point_at_the_second_occurrence() -> None:
     data = sample()
     data["cameras"][3]["id"] = data["cameras"][1]["id"]
-    data["radio_clusters"][0]["speakers"][1]["id"] = data["sensors"][0]["id"]  # one id space for devices
+    data["radio_clusters"][1]["id"] = data["sensors"][0]["id"]  # one id space for devices
     data["units"][5]["id"] = "tra-kot"
     data["integrations"][0]["id"] = data["cameras"][0]["id"]  # integrations are devices too
     paths = {e.path: e.message for e in errors_of(data)}
     assert paths["integrations[0].id"] == f"duplicate id '{data['cameras'][0]['id']}' (first at cameras[0])"
     assert paths["cameras[3].id"] == f"duplicate id '{data['cameras'][1]['id']}' (first at cameras[1])"
-    assert paths["sensors[0].id"].startswith("duplicate id")  # speakers are listed before sensors
+    assert paths["sensors[0].id"].startswith("duplicate id")  # radio clusters are listed before sensors
     assert paths["units[5].id"] == "duplicate id 'tra-kot' (first at units[4])"
 
 
@@ -175,10 +175,10 @@ def test_device_outside_its_unit_says_where_it_is() -> None:
     data = sample()
     lon, lat = SEEDS["tra-kot"]
     data["cameras"][0]["position"] = {"lat": lat, "lon": lon}
-    data["radio_clusters"][0]["speakers"][0]["position"] = {"lat": 15.0, "lon": 108.2}
+    data["radio_clusters"][0]["position"] = {"lat": 15.0, "lon": 108.2}
     assert [str(e) for e in errors_of(data)] == [
         "cameras[0].position: outside its unit Trà My (it lies in Trà Kót)",
-        "radio_clusters[0].speakers[0].position: outside its unit Trà My (it lies in no unit)",
+        "radio_clusters[0].position: outside its unit Trà My (it lies in no unit)",
     ]
 
 

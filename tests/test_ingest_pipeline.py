@@ -378,7 +378,7 @@ def test_mosquitto_pub_examples_of_the_contract_run_as_written_and_are_stored(
     database_factory: Callable[..., str], tmp_path: Path
 ) -> None:
     db = database_factory(migrated=True)
-    seed_devices(db, "tra-my", [("sensor-tra-my-bridge-water", "sensor"), ("radio-tra-my-01", "radio"),
+    seed_devices(db, "tra-my", [("sensor-tra-my-bridge-water", "sensor"), ("radio-tra-my-1", "radio"),
                                 ("cam-tra-my-centre-01", "camera")])  # fmt: skip
     seed_devices(db, "bac-tra-my", [("int-phan-anh", "report"), ("int-mot-cua", "dossier")])
     (tmp_path / "frame.jpg").write_bytes(JPEG)
@@ -395,7 +395,7 @@ def test_mosquitto_pub_examples_of_the_contract_run_as_written_and_are_stored(
             )
             assert run.returncode == 0, run.stderr.decode()
             assert wait_for(lambda: count(db, "SELECT count(*) FROM device_events WHERE event_type = 'snapshot'"), 5)
-            assert wait_for(lambda: _presence(db, "radio-tra-my-01") == "offline", 5)
+            assert wait_for(lambda: _presence(db, "radio-tra-my-1") == "offline", 5)
     finally:
         broker.stop()
     with psycopg.connect(db) as conn:

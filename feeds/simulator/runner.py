@@ -48,6 +48,12 @@ def run_simulator(settings: Settings, *, speed: float, seed: int, duration_s: fl
         properties=connect_properties(),
     )
     client.loop_start()
+    # The loudspeaker clusters are live devices (feeds/radio): they answer the radio service's commands
+    # and publish their own retained status, so the scripted day's radio status is left out below.
+    from feeds.radio.fleet import RadioFleet
+
+    radios = RadioFleet.from_district(district, address, root=settings.mqtt_topic_root)
+    radios.start()
 
     wall_start = time.monotonic()
     now = datetime.now(UTC).replace(microsecond=0)
@@ -64,11 +70,14 @@ def run_simulator(settings: Settings, *, speed: float, seed: int, duration_s: fl
             not_before = (message.at - datetime.now(UTC)) / timedelta(seconds=1)
             if stop.wait(max(0.0, due_wall - time.monotonic(), not_before)):
                 break
+            if "/radio/" in message.topic and message.topic.endswith("/status"):
+                continue
             client.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
             published += 1
             if published % 1000 == 0:
                 log.info("published %d messages (simulated time %s)", published, message.at.isoformat())
     finally:
+        radios.stop()
         client.loop_stop()
         client.disconnect()
         log.info("simulator stopped after %d messages", published)

@@ -118,3 +118,31 @@ def bench_reports(
         typer.echo(f"bench: {exc}", err=True)
         raise typer.Exit(exit_codes.UNAVAILABLE) from exc
     typer.echo(json.dumps(result))
+
+
+@app.command("kpi")
+def bench_kpi(
+    dossiers: int = typer.Option(100_000, min=100, help="Dossiers to generate (with their events) over 5 months."),
+    tile_runs: int = typer.Option(200, min=1, help="Timed runs of the tile query from the rollup."),
+    raw_runs: int = typer.Option(5, min=1, help="Timed runs of the same figures counted from the raw rows."),
+    as_json: bool = typer.Option(False, "--json", help="Print only the JSON line."),
+) -> None:
+    """The wall's dossier KPI tiles (all units, a 5-month period and the previous one) from the daily
+    rollup, against the same figures counted from the raw dossier rows in the same run; both
+    p50/p99, their ratio and whether every figure is equal.
+
+    Example: ioc bench kpi --dossiers 1000000 --json
+    """
+    import json
+
+    from ioc import logs
+    from ioc.cli.bench_kpi import run_bench
+    from ioc.settings import get_settings
+
+    settings = get_settings()
+    logs.configure("WARNING" if as_json else settings.log_level, "bench")
+    with progress(as_json, f"kpi bench: {dossiers} dossiers..."):
+        result = run_bench(settings, dossiers=dossiers, tile_runs=tile_runs, raw_runs=raw_runs)
+    typer.echo(json.dumps(result))
+    if not result["equal"]:
+        raise typer.Exit(1)

@@ -52,11 +52,11 @@ def check(file: FileArg = None) -> None:
             console.print(f"{where}{escape(error.message)}")
         console.print(f"[red]INVALID[/red]: {len(errors)} error(s) in {escape(str(path))}")
         raise typer.Exit(exit_codes.FAILED)
-    speakers = sum(len(c.speakers) for c in district.radio_clusters)
+    horns = sum(c.horns for c in district.radio_clusters)
     counts = [
         f"{len(district.units)} units ({len(district.leaf_units())} leaf units today)",
         f"{len(district.cameras)} cameras",
-        f"{len(district.radio_clusters)} radio clusters ({speakers} speakers)",
+        f"{len(district.radio_clusters)} radio clusters ({horns} horns)",
         f"{len(district.sensors)} sensors",
         f"{len(district.integrations)} integrations",
         f"{len(district.report_categories)} report categories",

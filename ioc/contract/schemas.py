@@ -261,6 +261,7 @@ DOSSIER_EVENTS = (
     "result_returned",
     "paid_online",
     "digitised",
+    "rated",
 )
 
 
@@ -305,7 +306,18 @@ class DossierEventV1(Envelope):
         default=None, description="Administrative procedure code."
     )
     due_at: AwareDatetime | None = Field(default=None, description="Legal due time, with a UTC offset.")
+    satisfied: bool | None = Field(
+        default=None,
+        description="For `rated` (required there): the citizen's verdict after service, satisfied or not; the "
+        "latest rating of a dossier counts (docs/kpi.md, satisfaction_rate).",
+    )
     data: JsonObject = Field(default_factory=dict, description="Other fields of the source system.")
+
+    @model_validator(mode="after")
+    def _rating_has_a_verdict(self) -> DossierEventV1:
+        if (self.event == "rated") != (self.satisfied is not None):
+            raise ValueError("`satisfied` is required for a `rated` event and allowed only there")
+        return self
 
 
 class ReportV1(Envelope):
@@ -389,6 +401,10 @@ REGISTRY: dict[tuple[str, Channel], type[Envelope]] = {
     ("dossier", Channel.EVENT): DossierEventV1,
     ("report", Channel.EVENT): ReportV1,
 }
+
+
+# The sector feeds (school, clinic, mention) register their payloads here: see ioc/contract/sectors.py.
+import ioc.contract.sectors  # noqa: E402, F401
 
 
 def model_for(kind: str, channel: Channel) -> type[Envelope] | None:

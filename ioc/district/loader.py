@@ -406,10 +406,8 @@ def _check_devices(parts: _Parts, shapes: dict[str, BaseGeometry]) -> list[Confi
     for i, camera in parts.cameras:
         placed.append((f"cameras[{i}].unit", f"cameras[{i}].position", camera.unit, camera.position))
     for i, cluster in parts.radio_clusters:
-        for j, speaker in enumerate(cluster.speakers):
-            where = f"radio_clusters[{i}].speakers[{j}]"
-            device_ids.append((f"{where}.id", speaker.id))
-            placed.append((f"radio_clusters[{i}].unit", f"{where}.position", cluster.unit, speaker.position))
+        device_ids.append((f"radio_clusters[{i}].id", cluster.id))
+        placed.append((f"radio_clusters[{i}].unit", f"radio_clusters[{i}].position", cluster.unit, cluster.position))
     for i, sensor in parts.sensors:
         device_ids.append((f"sensors[{i}].id", sensor.id))
         placed.append((f"sensors[{i}].unit", f"sensors[{i}].position", sensor.unit, sensor.position))
@@ -417,7 +415,6 @@ def _check_devices(parts: _Parts, shapes: dict[str, BaseGeometry]) -> list[Confi
         device_ids.append((f"integrations[{i}].id", integration.id))
         placed.append((f"integrations[{i}].unit", "", integration.unit, None))
     errors += _duplicates(device_ids)
-    errors += _duplicates((f"radio_clusters[{i}].id", c.id) for i, c in parts.radio_clusters)
 
     from ioc.geo import UnitLocator
 

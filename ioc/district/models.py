@@ -229,23 +229,35 @@ class Camera(Model):
     rules: list[Rule] = Field(default_factory=list)
 
 
-class Speaker(Model):
-    """One IP loudspeaker of a radio cluster."""
-
-    id: Slug
-    name: Name
-    position: Position
-    expected_interval_s: int = Field(default=300, gt=0)
-    enabled: bool = True
-
-
 class RadioCluster(Model):
-    """A commune's IP public-address radio ("đài truyền thanh IP"): loudspeakers addressed together."""
+    """A loudspeaker cluster ("cụm loa"): one IP receiver box driving a few horns.
+
+    The box, not the horn, is what the IOC addresses: it has the MQTT client, takes commands, plays
+    audio and reports playback, so each cluster is one ``devices`` row of kind ``radio``.
+    """
 
     id: Slug
     name: Name
     unit: Slug
-    speakers: list[Speaker] = Field(min_length=1)
+    position: Position
+    horns: int = Field(default=3, ge=1, le=64, description="Loudspeaker horns the box drives (information).")
+    expected_interval_s: int = Field(default=300, gt=0)
+    enabled: bool = True
+
+
+class RadioPolicy(Model):
+    """How the radio service treats urgent broadcasts and CAP alerts (docs/radio.md)."""
+
+    second_confirmation: Literal["never", "urgent", "always"] = Field(
+        default="never",
+        description="Which broadcasts wait for a second person (another operator, a leader or an admin) to confirm.",
+    )
+    cap: Literal["off", "propose", "start"] = Field(
+        default="propose",
+        description="What an Actual CAP alert covering communes does: nothing, propose an urgent broadcast "
+        "(an operator starts it), or start it at once.",
+    )
+    cap_repeat: int = Field(default=2, ge=1, le=10, description="Times a CAP broadcast is played.")
 
 
 class SensorLevels(Model):
@@ -295,6 +307,30 @@ class Integration(Model):
     expected_interval_s: int = Field(default=3600, gt=0, description="Silence after which it is shown offline.")
     enabled: bool = True
     properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class School(Model):
+    """A school (trường học) that sends its daily attendance register (``school`` kind on MQTT)."""
+
+    id: Slug
+    name: Name
+    unit: Slug
+    position: Position
+    level: Literal["preschool", "primary", "lower_secondary", "upper_secondary", "multi_level"] = "primary"
+    pupils: int | None = Field(default=None, ge=0, description="Enrolment, for the simulator and the wall's labels.")
+    expected_interval_s: int = Field(default=86400, gt=0, description="One register a school day.")
+    enabled: bool = True
+
+
+class Clinic(Model):
+    """A commune clinic (trạm y tế) that sends its daily figures (``clinic`` kind on MQTT)."""
+
+    id: Slug
+    name: Name
+    unit: Slug
+    position: Position
+    expected_interval_s: int = Field(default=86400, gt=0, description="One report a day.")
+    enabled: bool = True
 
 
 class ReportCategory(Model):
@@ -381,10 +417,32 @@ class District(Model):
     radio_clusters: list[RadioCluster] = Field(default_factory=list)
     sensors: list[Sensor] = Field(default_factory=list)
     integrations: list[Integration] = Field(default_factory=list)
+    schools: list[School] = Field(default_factory=list)
+    clinics: list[Clinic] = Field(default_factory=list)
     report_categories: list[ReportCategory] = Field(default_factory=list)
     thresholds: Thresholds = Field(default_factory=Thresholds)
+    radio: RadioPolicy = Field(default_factory=RadioPolicy)
     kpi_targets: list[KpiTarget] = Field(default_factory=list)
     users: list[SeedUser] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _sites_are_placed(self) -> District:
+        """Schools and clinics name a unit of the file and an id no other device has (the loader's cross
+        checks do this for the older sections; the path is in the message)."""
+        units = {u.id for u in self.units}
+        taken = {c.id for c in self.cameras} | {r.id for r in self.radio_clusters} | {s.id for s in self.sensors}
+        taken |= {i.id for i in self.integrations}
+        problems: list[str] = []
+        for section in ("schools", "clinics"):
+            for index, site in enumerate(getattr(self, section)):
+                if site.unit not in units:
+                    problems.append(f"{section}[{index}].unit: unknown unit '{site.unit}'")
+                if site.id in taken:
+                    problems.append(f"{section}[{index}].id: duplicate id '{site.id}'")
+                taken.add(site.id)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     def unit(self, unit_id: str) -> Unit | None:
         """The unit with ``unit_id``, or None."""
@@ -405,6 +463,6 @@ class District(Model):
         return [u for u in alive if u.id not in parents]
 
     def device_count(self) -> int:
-        """Cameras, loudspeakers, sensors and integrations: the rows of the devices table."""
-        speakers = sum(len(c.speakers) for c in self.radio_clusters)
-        return len(self.cameras) + speakers + len(self.sensors) + len(self.integrations)
+        """Cameras, loudspeaker clusters, sensors, integrations, schools and clinics: the rows of the devices table."""
+        sites = len(self.schools) + len(self.clinics)
+        return len(self.cameras) + len(self.radio_clusters) + len(self.sensors) + len(self.integrations) + sites

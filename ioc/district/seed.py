@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ioc.district.models import Camera, District, Integration, RadioCluster, Sensor, Speaker, Unit
+from ioc.district.models import Camera, Clinic, District, Integration, RadioCluster, School, Sensor, Unit
 from ioc.text import fold, nfc
 
 log = logging.getLogger(__name__)
@@ -151,16 +151,18 @@ _COMMON = {"id", "name", "unit", "position", "expected_interval_s", "enabled"}
 def device_rows(district: District) -> list[dict[str, Any]]:
     """The ``devices`` rows of the district; ``kind`` is the MQTT topic's kind.
 
-    Cameras are ``camera``, loudspeakers ``radio``, sensors ``sensor``; an integration has its own kind
-    (``report``, ``dossier``...) and no position.
+    Cameras are ``camera``, loudspeaker clusters ``radio``, sensors ``sensor``, schools ``school``,
+    clinics ``clinic``; an integration has its own kind (``report``, ``dossier``...) and no position.
 
     Everything that has no column of its own (stream URL, zones, rules, cluster, levels...) goes to
     ``properties``, as JSON, so detectors and the radio service read the configuration from the row.
     """
     rows = [_camera_row(c) for c in district.cameras]
-    rows += [_speaker_row(cluster, s) for cluster in district.radio_clusters for s in cluster.speakers]
+    rows += [_radio_row(cluster) for cluster in district.radio_clusters]
     rows += [_sensor_row(s) for s in district.sensors]
     rows += [_integration_row(i) for i in district.integrations]
+    rows += [_row("school", s, s.unit, s.model_dump(mode="json", exclude=_COMMON)) for s in district.schools]
+    rows += [_row("clinic", c, c.unit, {}) for c in district.clinics]
     # The file gives how often a device reports; the table keeps how long it may stay silent before
     # presence marks it offline: the interval times the grace factor, so one late report is not an outage.
     grace = district.thresholds.offline_grace_factor
@@ -171,7 +173,8 @@ def device_rows(district: District) -> list[dict[str, Any]]:
 
 
 def _row(
-    kind: str, item: Camera | Speaker | Sensor | Integration, unit: str, properties: dict[str, Any]
+    kind: str, item: Camera | RadioCluster | Sensor | Integration | School | Clinic, unit: str,
+    properties: dict[str, Any],
 ) -> dict[str, Any]:
     position = getattr(item, "position", None)
     return {
@@ -191,8 +194,8 @@ def _camera_row(camera: Camera) -> dict[str, Any]:
     return _row("camera", camera, camera.unit, camera.model_dump(mode="json", exclude=_COMMON))
 
 
-def _speaker_row(cluster: RadioCluster, speaker: Speaker) -> dict[str, Any]:
-    return _row("radio", speaker, cluster.unit, {"cluster": cluster.id, "cluster_name": nfc(cluster.name)})
+def _radio_row(cluster: RadioCluster) -> dict[str, Any]:
+    return _row("radio", cluster, cluster.unit, {"horns": cluster.horns})
 
 
 def _sensor_row(sensor: Sensor) -> dict[str, Any]:

@@ -21,6 +21,9 @@ import ioc
 from ioc.http.apidocs import install_api_docs
 from ioc.http.errors import document_problems_in_openapi, install_error_handlers
 from ioc.http.routes import alerts, auth, health, kpi, live, open311, places, reports, staff_reports, users
+from ioc.http.routes import radio as radio_routes
+from ioc.http.routes import sectors as sector_routes
+from ioc.http.routes import ui as ui_routes
 from ioc.http.security import install_security
 from ioc.http.state import AppState
 from ioc.settings import Settings, get_settings
@@ -130,7 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_api_docs(app)
     install_error_handlers(app)
-    install_security(app, settings.cors_origins)
+    install_security(app, settings.cors_origins, settings.map_tile_url)
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(users.router)
@@ -139,9 +142,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(staff_reports.router)
     app.include_router(kpi.router)
+    app.include_router(sector_routes.router)
+    app.include_router(radio_routes.router)
     app.include_router(open311.router)
     app.include_router(live.router)
+    app.include_router(ui_routes.router)
     document_problems_in_openapi(app)
+    ui_routes.mount_vendor(app)
     if STATIC_DIR.is_dir():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="pages")
     return app

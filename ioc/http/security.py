@@ -25,6 +25,26 @@ HEADERS = {
         "style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     ),
 }
+
+
+def tile_source(tile_url: str | None) -> str | None:
+    """The CSP source of a map tile URL template (``https://{s}.tile.example/{z}/{x}/{y}.png`` ->
+    ``https://*.tile.example``): only that host gets into img-src, and only when a tile URL is set."""
+    if not tile_url:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(tile_url.replace("{s}", "*"))
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def content_security_policy(tile_url: str | None = None) -> str:
+    """The pages' policy; ``img-src`` also allows the map tile host when ``IOC_MAP_TILE_URL`` is set."""
+    policy = HEADERS["Content-Security-Policy"]
+    source = tile_source(tile_url)
+    return policy.replace("img-src 'self' data: blob:;", f"img-src 'self' data: blob: {source};") if source else policy
+
+
 # The API docs pages (Swagger UI, ReDoc) are served from this origin too (ioc/http/apidocs) but
 # set style attributes and use blob workers and data: images: their policy allows that, no script.
 DOCS_CSP = (
@@ -34,9 +54,13 @@ DOCS_CSP = (
 
 
 class SecurityHeaders(BaseHTTPMiddleware):
+    def __init__(self, app, csp: str | None = None) -> None:  # noqa: ANN001
+        super().__init__(app)
+        self.headers = {**HEADERS, "Content-Security-Policy": csp or HEADERS["Content-Security-Policy"]}
+
     async def dispatch(self, request: Request, call_next) -> Response:  # noqa: ANN001
         response = await call_next(request)
-        for name, value in HEADERS.items():
+        for name, value in self.headers.items():
             response.headers.setdefault(name, value)
         if request.url.path in ("/docs", "/redoc"):
             response.headers["Content-Security-Policy"] = DOCS_CSP
@@ -47,8 +71,8 @@ class SecurityHeaders(BaseHTTPMiddleware):
         return response
 
 
-def install_security(app: FastAPI, cors_origins: list[str]) -> None:
-    app.add_middleware(SecurityHeaders)
+def install_security(app: FastAPI, cors_origins: list[str], map_tile_url: str | None = None) -> None:
+    app.add_middleware(SecurityHeaders, csp=content_security_policy(map_tile_url))
     if cors_origins:
         app.add_middleware(
             CORSMiddleware,

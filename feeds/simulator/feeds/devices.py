@@ -129,9 +129,8 @@ def sim_devices(district) -> list[SimDevice]:  # noqa: ANN001 - ioc.district.mod
         if cam.enabled:
             found.append(SimDevice(cam.id, "camera", cam.unit, float(cam.expected_interval_s), {}))
     for cluster in district.radio_clusters:
-        for speaker in cluster.speakers:
-            if speaker.enabled:
-                found.append(SimDevice(speaker.id, "radio", cluster.unit, float(speaker.expected_interval_s), {}))
+        if cluster.enabled:
+            found.append(SimDevice(cluster.id, "radio", cluster.unit, float(cluster.expected_interval_s), {}))
     for sensor in district.sensors:
         if sensor.enabled:
             profile = {"sensor_kind": sensor.kind}
