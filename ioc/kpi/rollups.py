@@ -68,11 +68,13 @@ def tile_figures(
     """unit_id -> counts and rates for the local dates ``first_day..last_day``, from the rollup.
 
     The same figures as :func:`ioc.kpi.figures.dossier_kpis` over ``local_period(first_day,
-    last_day)`` (a unit with dossiers but no counts at all may be missing here; it has only zeros).
+    last_day)``. A unit whose counts are all zero is left out: whether it has rollup rows at all
+    depends on history (a dossier moved to another unit leaves zeroed rows behind), and the answer
+    must not (a unit with dossiers but no counts may likewise be missing; it has only zeros).
     """
     params = {"first": first_day, "last": last_day, "all_units": unit_ids is None, "units": unit_ids or []}
     rows = conn.execute(_SQL, params).fetchall()
-    return {row[0]: with_rates(dict(zip(COUNTS, row[1:], strict=True))) for row in rows}
+    return {row[0]: with_rates(dict(zip(COUNTS, row[1:], strict=True))) for row in rows if any(row[1:])}
 
 
 def rebuild(conn: psycopg.Connection) -> int:
