@@ -9,7 +9,7 @@ Fixtures for every page's tests:
   ``mqtt_url``, ``database_url``, ``topic_root``, ``password(username)`` (every seed user gets one),
   ``publish(unit, kind, device, channel, payload)`` (as a device would), ``stop_api()``,
   ``start_api()`` and ``restart_api()``.
-* ``browser`` (session): one headless chromium; ``new_page(width, height)`` gives a page in a fresh
+* ``browser`` (module): one headless chromium per test module; ``new_page(width, height)`` gives a page in a fresh
   context (own sessionStorage) closed after the test.
 * ``login(page, username, path="/")``: open ``path`` and log in through the page's form
   (``#username``, ``#password``, ``button[type=submit]``).
@@ -237,8 +237,10 @@ def _wait_for_ingest(running: RunningSystem) -> None:
         raise RuntimeError(f"the ingest worker stored nothing within 60 s:\n{running.log_tail('ingest')}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium: str) -> Iterator[Any]:
+    """One chromium per test module. Not per session: Playwright's sync API keeps an asyncio loop
+    current in this thread while it runs, and the suite's later tests call ``asyncio.run``."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -183,6 +183,29 @@ def test_radio_panel_lists_each_commune_and_an_urgent_broadcast_needs_a_confirma
     assert sorted(targets["unit_ids"]) == ["tra-kot", "tra-son"] and requested_by == "operator1"
 
 
+def test_kpi_tile_shows_dossiers_resolved_on_time_from_the_one_stop_desk(
+    system: RunningSystem, new_page: Any, login: Any
+) -> None:
+    """Dossier events published by the one-stop desk system reach the wall's KPI tile."""
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    for n in range(2):
+        dossier = f"BT-{time.time_ns()}-{n}"
+        system.publish("bac-tra-my", "dossier", "int-mot-cua", "event", {
+            "dossier_id": dossier, "event": "received", "unit_id": "tra-kot", "channel": "online",
+            "ts": (now - timedelta(hours=2)).isoformat(), "due_at": (now + timedelta(days=3)).isoformat()})
+        system.publish("bac-tra-my", "dossier", "int-mot-cua", "event", {
+            "dossier_id": dossier, "event": "resolved", "unit_id": "tra-kot", "ts": now.isoformat()})  # fmt: skip
+    assert wait_until(lambda: system.query(
+        "SELECT count(*) FROM dossiers WHERE id LIKE 'BT-%%' AND status = 'resolved'")[0][0] >= 2, 20)  # fmt: skip
+    page = new_page(1920, 1080)
+    login(page, "operator1")
+    value = page.locator(".kpi-tile[data-kpi=dossiers] .kpi-value")
+    value.filter(has_text="100").wait_for(timeout=20_000)
+    assert value.inner_text().strip() == "100%"
+
+
 def _cap_alert(identifier: str, headline: str) -> str:
     """A CAP 1.2 Alert of Extreme severity (a critical alert on the wall) over Trà Kót."""
     return f"""<?xml version="1.0" encoding="UTF-8"?>
