@@ -5,11 +5,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: up test lint bench-ingest clean-var help chromium
+.PHONY: up test lint bench-ingest clean-var help speech-packages test-packages
 
 help:
 	@echo "make up     - create .venv, install, start the whole system (wall at http://127.0.0.1:8000)"
-	@echo "make test   - create .venv if needed and run the whole test suite (installs chromium for the browser tests when root)"
+	@echo "make test   - create .venv if needed and run the whole test suite (installs chromium and espeak-ng for their tests when root)"
 	@echo "make lint   - ruff"
 
 $(BIN)/python:
@@ -22,25 +22,37 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	@touch $@
 
-up: $(STAMP)
+up: $(STAMP) speech-packages
 	$(BIN)/ioc up
 
-# The browser tests (tests/browser, marker `browser`) drive Debian's chromium: installed here when
-# missing and we are root; otherwise (or when apt-get fails, e.g. offline) they skip with the reason.
+# Debian packages: espeak-ng for the radio's Vietnamese text-to-speech (`make up` and the tests) and
+# chromium for the browser tests (tests/browser). Installed when missing and we are root; otherwise
+# (or when apt-get fails, e.g. offline) speech is refused with a clear message and the tests that
+# need them skip with the reason.
 CHROMIUM ?= /usr/bin/chromium
+SPEECH_PACKAGES = $(if $(shell command -v espeak-ng),,espeak-ng)
+TEST_PACKAGES = $(SPEECH_PACKAGES) $(if $(wildcard $(CHROMIUM)),,chromium)
 
-chromium:
-	@if [ -x "$(CHROMIUM)" ]; then :; \
+define apt_install
+	@missing="$(strip $(1))"; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	  echo "chromium is missing: installing Debian's chromium for the browser tests"; \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
-	    || echo "apt-get could not install chromium: the browser tests will be skipped"; \
+	  echo "installing Debian's $$missing"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; } \
+	    || echo "apt-get could not install $$missing: what needs it is skipped or refused with the reason"; \
 	else \
-	  echo "chromium is missing and we are not root: the browser tests will be skipped (run: sudo apt-get install -y chromium)"; \
+	  echo "$$missing missing and we are not root: what needs it is skipped or refused (sudo apt-get install -y $$missing)"; \
 	fi
+endef
+
+speech-packages:
+	$(call apt_install,$(SPEECH_PACKAGES))
+
+test-packages:
+	$(call apt_install,$(TEST_PACKAGES))
 
 # pytest exits 5 when it collected no tests: that is not a failure of the code under test.
-test: $(STAMP) chromium
+test: $(STAMP) test-packages
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 bench-ingest: $(STAMP)
