@@ -46,7 +46,7 @@ def test_water_level_past_critical_is_one_severe_alert() -> None:
         fields={"water_level_cm": 455.0}, levels={"warning": 300.0, "critical": 400.0},
     )  # fmt: skip
     drafts, _ = evaluate(BOOK, [obs])
-    assert len(drafts) == 1 and drafts[0].title.startswith("Mực nước vượt mức báo động")
+    assert len(drafts) == 1 and drafts[0].title.endswith(": vượt mức báo động (455.0 cm)")
     folded = fold_drafts(drafts)
     assert len(folded) == 1 and folded[0].severity is Severity.SEVERE
     below, _ = evaluate(BOOK, [Observation(**{**obs.__dict__, "fields": {"water_level_cm": 120.0}})])
