@@ -6,13 +6,14 @@ The tiles are served from the daily rollup (``ioc.kpi.rollups``); the drill-down
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
 from ioc.auth.deps import Caller
 from ioc.http.errors import Problem, problem_responses
+from ioc.http.periods import FromDay, ToDay, Units, check_period, staff_units
 from ioc.kpi.figures import FIGURES, compare, dossiers_behind, due_soon, freshness, local_period
 from ioc.kpi.rollups import tile_figures
 from ioc.kpi.scoreboard import scoreboard_766
@@ -25,13 +26,12 @@ router = APIRouter(prefix="/api/kpi", tags=["KPIs"])
 async def dossier_figures(
     request: Request,
     principal: Caller,
-    first_day: Annotated[date, Query(alias="from", description="First local date, e.g. 2026-10-01")],
-    last_day: Annotated[date, Query(alias="to", description="Last local date (included)")],
-    unit: Annotated[list[str] | None, Query(description="Only these units (repeat the parameter)")] = None,
+    first_day: FromDay,
+    last_day: ToDay,
+    unit: Units = None,
 ) -> dict[str, Any]:
-    units = _units_for(principal, unit)
-    if last_day < first_day:
-        raise Problem(400, "validation-error", "`to` is before `from`")
+    units = staff_units(principal, unit, "KPIs")
+    check_period(first_day, last_day)
     length = last_day - first_day
     before_last = first_day - timedelta(days=1)
 
@@ -55,27 +55,18 @@ async def dossier_figures(
     }
 
 
-def _units_for(principal: Any, unit: list[str] | None) -> list[str] | None:
-    if principal.kind != "user":
-        raise Problem(403, "forbidden", "KPIs are for staff accounts")
-    visible = principal.visible_units()
-    units = list(unit) if unit else (sorted(visible) if visible is not None else None)
-    if visible is not None and units is not None and not set(units) <= visible:
-        raise Problem(403, "forbidden", "some of these units are outside yours")
-    return units
-
-
 @router.get("/dossiers/list", summary="The dossiers behind one figure (drill-down)",
             responses=problem_responses(400, 401, 403))  # fmt: skip
 async def dossier_list(
     request: Request,
     principal: Caller,
     figure: Annotated[str, Query(description="A figure name from docs/kpi.md, e.g. resolved_late")],
-    first_day: Annotated[date, Query(alias="from")],
-    last_day: Annotated[date, Query(alias="to")],
-    unit: Annotated[list[str] | None, Query()] = None,
+    first_day: FromDay,
+    last_day: ToDay,
+    unit: Units = None,
 ) -> list[dict[str, Any]]:
-    units = _units_for(principal, unit)
+    units = staff_units(principal, unit, "KPIs")
+    check_period(first_day, last_day)
     if figure not in FIGURES:
         raise Problem(400, "validation-error", f"unknown figure {figure!r}; one of: {', '.join(FIGURES)}")
 
@@ -92,9 +83,9 @@ async def dossiers_due(
     request: Request,
     principal: Caller,
     days: Annotated[int, Query(ge=1, le=60)] = 7,
-    unit: Annotated[list[str] | None, Query()] = None,
+    unit: Units = None,
 ) -> list[dict[str, Any]]:
-    units = _units_for(principal, unit)
+    units = staff_units(principal, unit, "KPIs")
 
     def query() -> list[dict[str, Any]]:
         with request.app.state.ioc.pool.connection() as conn:
@@ -108,13 +99,12 @@ async def dossiers_due(
 async def scoreboard(
     request: Request,
     principal: Caller,
-    first_day: Annotated[date, Query(alias="from", description="First local date, e.g. 2026-10-01")],
-    last_day: Annotated[date, Query(alias="to", description="Last local date (included)")],
-    unit: Annotated[list[str] | None, Query(description="Only these units (repeat the parameter)")] = None,
+    first_day: FromDay,
+    last_day: ToDay,
+    unit: Units = None,
 ) -> dict[str, Any]:
-    units = _units_for(principal, unit)
-    if last_day < first_day:
-        raise Problem(400, "validation-error", "`to` is before `from`")
+    units = staff_units(principal, unit, "KPIs")
+    check_period(first_day, last_day)
 
     def query() -> dict[str, Any]:
         with request.app.state.ioc.pool.connection() as conn:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -16,6 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 from ioc.auth.deps import Caller
 from ioc.auth.principal import Principal
 from ioc.http.errors import Problem, problem_responses
+from ioc.http.periods import FromDay, ToDay, Units, check_period, staff_units
 from ioc.sectors import figures
 from ioc.sectors.alerts import SectorAlerts
 from ioc.sectors.mentions import record_mention
@@ -24,6 +25,7 @@ from ioc.sectors.thresholds import SectorThresholds, load_thresholds
 
 router = APIRouter(prefix="/api/sectors", tags=["Sectors"])
 MAX_DAYS = 366
+WHAT = "sector figures"
 _FUTURE = timedelta(minutes=5)
 _names = UnitNames()
 _names_lock = threading.Lock()
@@ -53,26 +55,6 @@ def _settings_paths(request: Request) -> tuple[str | None, str | None]:
     return path, rules
 
 
-def _staff_units(principal: Principal, unit: list[str] | None) -> list[str] | None:
-    if principal.kind != "user":
-        raise Problem(403, "forbidden", "sector figures are for staff accounts")
-    visible = principal.visible_units()
-    units = list(unit) if unit else (sorted(visible) if visible is not None else None)
-    if visible is not None and units is not None and not set(units) <= visible:
-        raise Problem(403, "forbidden", "some of these units are outside yours")
-    return units
-
-
-def _period(first_day: date, last_day: date) -> None:
-    if last_day < first_day:
-        raise Problem(400, "validation-error", "`to` is before `from`")
-    if (last_day - first_day).days >= MAX_DAYS:
-        raise Problem(400, "validation-error", f"a period is at most {MAX_DAYS} days")
-
-
-FromDay = Annotated[date, Query(alias="from", description="First local date (Asia/Ho_Chi_Minh), e.g. 2026-03-01")]
-ToDay = Annotated[date, Query(alias="to", description="Last local date (included)")]
-Units = Annotated[list[str] | None, Query(description="Only these units (repeat the parameter)")]
 
 
 @router.get("/education", summary="School attendance per unit and day, with freshness and drill-down",
@@ -80,8 +62,8 @@ Units = Annotated[list[str] | None, Query(description="Only these units (repeat 
 async def education(
     request: Request, principal: Caller, first_day: FromDay, last_day: ToDay, unit: Units = None
 ) -> dict[str, Any]:
-    units = _staff_units(principal, unit)
-    _period(first_day, last_day)
+    units = staff_units(principal, unit, WHAT)
+    check_period(first_day, last_day, MAX_DAYS)
     threshold = _thresholds(_settings_paths(request)[0]).education.attendance_min_pct
     now = datetime.now(UTC)
 
@@ -98,8 +80,8 @@ async def education(
 async def health(
     request: Request, principal: Caller, first_day: FromDay, last_day: ToDay, unit: Units = None
 ) -> dict[str, Any]:
-    units = _staff_units(principal, unit)
-    _period(first_day, last_day)
+    units = staff_units(principal, unit, WHAT)
+    check_period(first_day, last_day, MAX_DAYS)
     rules = _thresholds(_settings_paths(request)[0]).health
     names = {d.id: {"name": d.name, "name_en": d.name_en} for d in rules.notifiable_diseases}
     now = datetime.now(UTC)
@@ -116,8 +98,8 @@ async def health(
 async def mention_figures(
     request: Request, principal: Caller, first_day: FromDay, last_day: ToDay, unit: Units = None
 ) -> dict[str, Any]:
-    units = _staff_units(principal, unit)
-    _period(first_day, last_day)
+    units = staff_units(principal, unit, WHAT)
+    check_period(first_day, last_day, MAX_DAYS)
     now = datetime.now(UTC)
 
     def query() -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -140,8 +122,8 @@ async def mention_list(
     tag: Annotated[str | None, Query(max_length=64, description="A topic tag, e.g. giao-thong")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[dict[str, Any]]:
-    units = _staff_units(principal, unit)
-    _period(first_day, last_day)
+    units = staff_units(principal, unit, WHAT)
+    check_period(first_day, last_day, MAX_DAYS)
 
     def query() -> list[dict[str, Any]]:
         with request.app.state.ioc.pool.connection() as conn:
