@@ -565,6 +565,13 @@ def get_schedule(request: Request, principal: Caller, schedule_id: int) -> Sched
     return _schedule_row(row)
 
 
+def _schedule_values(body: ScheduleIn) -> dict[str, Any]:
+    """The columns of a programme from its request body (one place for insert and update)."""
+    return {"title": nfc(body.title), "audio_id": body.audio_id, "unit_ids": body.unit_ids,
+            "cluster_ids": body.cluster_ids, "days": body.days, "start": body.start, "repeat": body.repeat,
+            "enabled": body.enabled}  # fmt: skip
+
+
 @router.post("/schedules", status_code=201, response_model=ScheduleOut, summary="Add a programme",
              responses=problem_responses(401, 403, 409, 422))  # fmt: skip
 def create_schedule(request: Request, principal: OperatorCaller, body: ScheduleIn) -> ScheduleOut:
@@ -572,18 +579,10 @@ def create_schedule(request: Request, principal: OperatorCaller, body: ScheduleI
         clusters = _check_schedule(conn, body, 0)
         row = conn.execute(
             """INSERT INTO radio_schedules (title, audio_id, unit_ids, cluster_ids, days, start_local, repeat, enabled,
-                                            created_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
-            (
-                nfc(body.title),
-                body.audio_id,
-                body.unit_ids,
-                body.cluster_ids,
-                body.days,
-                body.start,
-                body.repeat,
-                body.enabled,
-                principal.username,
-            ),  # fmt: skip
+                                            created_by)
+               VALUES (%(title)s, %(audio_id)s, %(unit_ids)s, %(cluster_ids)s, %(days)s, %(start)s, %(repeat)s,
+                       %(enabled)s, %(by)s) RETURNING id""",
+            _schedule_values(body) | {"by": principal.username},
         ).fetchone()
         assert row is not None
         sync_clusters(conn, clusters, now=CLOCK.now(), policy=_policy(request))
@@ -597,19 +596,10 @@ def update_schedule(request: Request, principal: OperatorCaller, schedule_id: in
         before = _clusters_of_schedule(conn, schedule_id)
         clusters = _check_schedule(conn, body, schedule_id)
         conn.execute(
-            """UPDATE radio_schedules SET title = %s, audio_id = %s, unit_ids = %s, cluster_ids = %s, days = %s,
-                      start_local = %s, repeat = %s, enabled = %s, updated_at = now() WHERE id = %s""",
-            (
-                nfc(body.title),
-                body.audio_id,
-                body.unit_ids,
-                body.cluster_ids,
-                body.days,
-                body.start,
-                body.repeat,
-                body.enabled,
-                schedule_id,
-            ),  # fmt: skip
+            """UPDATE radio_schedules SET title = %(title)s, audio_id = %(audio_id)s, unit_ids = %(unit_ids)s,
+                      cluster_ids = %(cluster_ids)s, days = %(days)s, start_local = %(start)s, repeat = %(repeat)s,
+                      enabled = %(enabled)s, updated_at = now() WHERE id = %(id)s""",
+            _schedule_values(body) | {"id": schedule_id},
         )
         sync_clusters(conn, clusters | before, now=CLOCK.now(), policy=_policy(request))
         return _schedule_row(conn.execute(f"{_SCHEDULE} WHERE s.id = %s", (schedule_id,)).fetchone())
