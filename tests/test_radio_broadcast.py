@@ -91,14 +91,15 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(database_factory: Callable[..., str], mqtt_url: str, tmp_path_factory: pytest.TempPathFactory
-          ) -> Iterator[World]:  # fmt: skip
+def world(database_factory: Callable[..., str], mqtt_url: str, tmp_path_factory: pytest.TempPathFactory,
+          mqtt_share_group_prefix: str) -> Iterator[World]:  # fmt: skip
     url = database_factory()
     load_district_into(url, Settings(_env_file=None, district_config=CONFIG / "district.yaml"), {})  # type: ignore[call-arg]
     tag = secrets.token_hex(3)
     root = f"rt{tag}/v1"  # a topic tree of our own: no retained message of another run reaches us
     address = BrokerAddress.from_url(mqtt_url)
-    service = RadioService(url, address, policy=POLICY, root=root, share_group=f"radio{tag}",
+    group = mqtt_share_group_prefix and f"radio{tag}"
+    service = RadioService(url, address, policy=POLICY, root=root, share_group=group,
                            client_id=f"radio-test-{tag}", tick_s=0.1, session_expiry_s=0)  # fmt: skip
     runner = threading.Thread(target=service.run, daemon=True)
     runner.start()

@@ -100,15 +100,16 @@ class Setup:
 
 
 @pytest.fixture(scope="module")
-def setup(database_factory: Callable[..., str], mqtt_url: str, tmp_path_factory: pytest.TempPathFactory
-          ) -> Iterator[Setup]:  # fmt: skip
+def setup(database_factory: Callable[..., str], mqtt_url: str, tmp_path_factory: pytest.TempPathFactory,
+          mqtt_share_group_prefix: str) -> Iterator[Setup]:  # fmt: skip
     url = database_factory()
     load_district_into(url, Settings(_env_file=None, district_config=CONFIG / "district.yaml"), {})  # type: ignore[call-arg]
     tag = secrets.token_hex(3)
     root = f"rs{tag}/v1"
     address = BrokerAddress.from_url(mqtt_url)
+    group = mqtt_share_group_prefix and f"rs{tag}"
     service = RadioService(url, address, policy=RadioPolicy(ack_timeout_s=1.0, max_attempts=3), root=root,
-                           share_group=f"rs{tag}", client_id=f"rs-{tag}", tick_s=0.1, session_expiry_s=0)  # fmt: skip
+                           share_group=group, client_id=f"rs-{tag}", tick_s=0.1, session_expiry_s=0)  # fmt: skip
     runner = threading.Thread(target=service.run, daemon=True)
     runner.start()
     assert service.subscribed.wait(15)
