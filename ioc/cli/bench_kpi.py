@@ -18,6 +18,7 @@ check`` compares with). Reported: both p50/p99, ``ratio_to_raw_*`` (rollup time 
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import statistics
@@ -32,6 +33,7 @@ import psycopg
 FIRST_DAY = date(2026, 6, 1)
 LAST_DAY = date(2026, 10, 31)  # five months
 CHUNK = 250_000
+log = logging.getLogger("ioc.bench.kpi")
 
 # One chunk of dossiers, ids lo..hi. Volumes per unit are skewed (random()^1.6), received in office
 # hours on any of the 153 days; times are local (Asia/Ho_Chi_Minh) and stored as instants.
@@ -138,6 +140,7 @@ def generate(conn: psycopg.Connection, n: int, units: list[str], seed: float = 0
         conn.execute(_EVENTS, bounds)
         conn.commit()
         events_s += time.perf_counter() - started
+        log.info("generated %d of %d dossiers with their events (%.0f s)", bounds["hi"], n, dossiers_s + events_s)
     conn.execute("ANALYZE dossiers")
     conn.execute("ANALYZE dossier_kpi_daily")
     conn.commit()
