@@ -3,19 +3,16 @@ who played it, who did not and why, retries and time-outs, alerts for the failur
 
 from __future__ import annotations
 
-import io
 import secrets
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import psycopg
 import pytest
-import soundfile
 from fastapi.testclient import TestClient
+from radio_support import wait_for, wav
 from staff import app_settings, token
 
 from feeds.radio.device import Faults
@@ -39,24 +36,6 @@ FAULTS = {
     "radio-tra-kot-2": Faults(stop_at=0.5),
     "radio-tra-nu-2": Faults(no_answer=True),
 }
-
-
-def wav(seconds: float, rate: int = 16_000, fmt: str = "WAV") -> bytes:
-    """A tone of ``seconds``: real audio written at test time, no binary fixture."""
-    t = np.arange(int(seconds * rate)) / rate
-    buffer = io.BytesIO()
-    soundfile.write(buffer, (0.3 * np.sin(2 * np.pi * 440 * t)).astype("float32"), rate, format=fmt)
-    return buffer.getvalue()
-
-
-def wait_for(check: Callable[[], object], timeout_s: float, what: str) -> object:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 class World:

@@ -3,19 +3,16 @@ device's own (injected) clock, and a cluster without a link that still plays its
 
 from __future__ import annotations
 
-import io
 import secrets
 import threading
-import time as timer
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
-import numpy as np
 import psycopg
 import pytest
-import soundfile
 from fastapi.testclient import TestClient
+from radio_support import wait_for, wav
 from staff import app_settings, token
 
 from feeds.radio.fleet import RadioFleet
@@ -66,23 +63,6 @@ def test_starts_are_found_by_local_day_and_time_whatever_the_utc_date() -> None:
     # 23:50 UTC Sunday is 06:50 Monday in Hà Nội: nothing starts then.
     utc_evening = datetime(2026, 3, 1, 23, 45, tzinfo=UTC)
     assert starts_between(week, utc_evening, utc_evening + timedelta(minutes=10)) == []
-
-
-def wav(seconds: float) -> bytes:
-    t = np.arange(int(seconds * 16_000)) / 16_000
-    buffer = io.BytesIO()
-    soundfile.write(buffer, (0.3 * np.sin(2 * np.pi * 330 * t)).astype("float32"), 16_000, format="WAV")
-    return buffer.getvalue()
-
-
-def wait_for(check: Callable[[], object], timeout_s: float, what: str) -> object:
-    deadline = timer.monotonic() + timeout_s
-    while timer.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        timer.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 class Setup:
