@@ -119,6 +119,14 @@ class Settings(BaseSettings):
     radio_playback_grace_s: float = Field(
         default=60.0, gt=0, description="Radio: silence after which an accepted or playing cluster is judged as is."
     )
+    radio_command_key: SecretStr | None = Field(
+        default=None,
+        description="Radio: district secret (64 hex) from which each cluster's command-signing key is derived. "
+        "Unset: IOC_RADIO_COMMAND_KEY_FILE, else IOC_VAR_DIR/radio-command.key (made on first use).",
+    )
+    radio_command_key_file: Path | None = Field(
+        default=None, description="Radio: file holding the command-signing secret (see IOC_RADIO_COMMAND_KEY)."
+    )
 
     @field_validator("alert_rules", "sector_thresholds", mode="before")
     @classmethod
