@@ -52,9 +52,7 @@ def generate(
     tls_dir: Annotated[
         Path | None, typer.Option(help="Directory of ca.crt, server.crt/.key (default OUT/tls).")
     ] = None,
-    data_dir: Annotated[
-        Path | None, typer.Option(help="Mosquitto persistence directory (default: none).")
-    ] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Mosquitto persistence directory (default: none).")] = None,
 ) -> None:
     """Write the broker's hashed password file, its ACL (one account per device and per service, least
     rights) and a Mosquitto configuration. Passwords come from IOC_BROKER_PASSWORD_<ACCOUNT> or the
@@ -86,12 +84,8 @@ def generate(
 @app.command()
 def certs(
     out: Annotated[Path, typer.Option(help="Directory for ca.crt/ca.key (kept once made), server.crt/key, clients/.")],
-    host: Annotated[
-        Names, typer.Option(help="Broker host name or address (repeat).")
-    ] = None,
-    client: Annotated[
-        Names, typer.Option(help="Account to issue a client certificate for (repeat).")
-    ] = None,
+    host: Annotated[Names, typer.Option(help="Broker host name or address (repeat).")] = None,
+    client: Annotated[Names, typer.Option(help="Account to issue a client certificate for (repeat).")] = None,
 ) -> None:
     """Make a private CA and the broker's server certificate (and client certificates) for small sites
     and tests. Example: ioc broker certs --out var/broker/tls --host mq.bactramy.vn --host 10.0.0.5"""
@@ -108,9 +102,7 @@ def rotate(
     all_devices: Annotated[bool, typer.Option(help="Every device account.")] = False,
     all_: Annotated[bool, typer.Option("--all", help="Every account, devices and services.")] = False,
     secrets: Annotated[Path | None, typer.Option(help=SECRETS_HELP)] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Also rewrite OUT/ioc.passwd (then SIGHUP Mosquitto).")
-    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Also rewrite OUT/ioc.passwd (then SIGHUP Mosquitto).")] = None,
 ) -> None:
     """New random passwords (the files in the secrets directory are replaced). Give each device its new
     credentials (`ioc broker credentials`), then reload the broker."""
