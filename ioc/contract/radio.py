@@ -144,10 +144,10 @@ class RadioStatusInfo(BaseModel):
 
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
-    firmware: str | None = None
+    firmware: str | None = Field(default=None, max_length=64)
     playing: bool = False
-    item: str | None = None
+    item: str | None = Field(default=None, max_length=64)
     volume: int | None = Field(default=None, ge=0, le=100)
     power: Literal["mains", "battery", "solar"] | None = None
     battery_pct: float | None = Field(default=None, ge=0, le=100)
-    schedule_version: str | None = None
+    schedule_version: str | None = Field(default=None, max_length=64)
