@@ -35,11 +35,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
-from pydantic import ValidationError
 
 from ioc.clock import Clock, SystemClock
 from ioc.contract.radio import (
-    COMMAND_ADAPTER,
     PlayCommand,
     RebootCommand,
     ScheduleItem,
