@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     )
     mqtt_username: str | None = Field(default=None, description="Broker user name (overrides the URL's).")
     mqtt_password: SecretStr | None = Field(default=None, description="Broker password (overrides the URL's).")
+    mqtt_ca_file: Path | None = Field(
+        default=None, description="CA certificate of an mqtts:// broker (`ioc broker certs`); unset: the system CAs."
+    )
     mqtt_topic_root: str = Field(default="ioc/v1", description="Root of the topic tree (see docs/mqtt.md).")
     mqtt_share_group: str = Field(
         default="ioc-ingest",

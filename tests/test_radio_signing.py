@@ -14,7 +14,8 @@ from ioc.radio.signing import CommandKeys, Refusal
 
 DOC = (Path(__file__).resolve().parent.parent / "docs" / "radio.md").read_text()
 SECRET = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
-COMMAND = {"v": 1, "id": "c-5f2a9c01d4e6b7a8", "ts": "2026-03-01T18:30:00+07:00", "correlation_id": "c-5f2a9c01d4e6b7a8",
+CID = "c-5f2a9c01d4e6b7a8"
+COMMAND = {"v": 1, "id": CID, "ts": "2026-03-01T18:30:00+07:00", "correlation_id": CID,
            "target": "radio-tra-kot-1", "expires_at": "2026-03-01T18:30:30+07:00", "command": "volume", "volume": 40,
            "attempt": 1}  # fmt: skip
 
