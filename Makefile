@@ -32,6 +32,8 @@ up: $(STAMP) speech-packages
 CHROMIUM ?= /usr/bin/chromium
 SPEECH_PACKAGES = $(if $(shell command -v espeak-ng),,espeak-ng)
 TEST_PACKAGES = $(SPEECH_PACKAGES) $(if $(wildcard $(CHROMIUM)),,chromium)
+# Debian's Mosquitto for the broker confinement tests (ACLs, TLS; tests/test_broker_confined.py).
+TEST_PACKAGES += $(if $(wildcard /usr/sbin/mosquitto),,mosquitto)
 
 define apt_install
 	@missing="$(strip $(1))"; \

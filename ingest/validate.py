@@ -233,6 +233,12 @@ class Validator:
             return Rejected(topic.code, str(topic))
         if not topic.channel.upstream:
             return Ignored(f"{topic.channel.value} is a downstream channel")
+        if msg.retain and topic.channel is not Channel.STATUS:
+            # Only a device's status is retained (docs/mqtt.md); anything else would come back at every
+            # restart. Refused (and, being retained, dead-lettered once: ingest.worker).
+            return Rejected(
+                "retained_not_allowed", f"retained message on {topic.channel.value}: only status is retained"
+            )
         kind = topic.kind
         limit = max_bytes_for(kind, topic.channel)
         size = len(msg.payload)

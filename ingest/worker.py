@@ -36,6 +36,7 @@ devices silent for longer than their expected interval, using the injected :clas
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -586,7 +587,9 @@ class Worker:
     def _dead_letter(self, msg: Inbound, reason: str, detail: dict[str, Any]) -> DeadLetter:
         payload, extra = dead_letter_payload(msg.payload)
         topic = clean_text(msg.topic.decode("utf-8", "backslashreplace"), 1024)
-        return DeadLetter(msg.received_at, topic, payload, clean_text(reason, 2000), {**detail, **extra})
+        # Retained junk comes back at every (re)subscription: record it once (issue #14).
+        retained = hashlib.sha256(msg.topic + b"\0" + msg.payload).digest() if msg.retain else None
+        return DeadLetter(msg.received_at, topic, payload, clean_text(reason, 2000), {**detail, **extra}, retained)
 
     def _count(
         self,

@@ -122,6 +122,7 @@ class DeadLetter:
     payload: bytes
     reason: str
     detail: dict[str, Any]
+    retained_key: bytes | None = None  # a refused retained message: recorded once (migration 0014)
 
 
 @dataclass
@@ -279,7 +280,8 @@ class BatchWriter:
             return
         with conn.cursor() as cur:
             cur.executemany(
-                "INSERT INTO dead_letters (received_at, source, topic, payload, reason, detail) "
-                "VALUES (%s, 'mqtt', %s, %s, %s, %s)",
-                [(d.received_at, d.topic, d.payload, d.reason, Jsonb(d.detail)) for d in dead_letters],
+                "INSERT INTO dead_letters (received_at, source, topic, payload, reason, detail, retained_key) "
+                "VALUES (%s, 'mqtt', %s, %s, %s, %s, %s) "
+                "ON CONFLICT (source, retained_key) WHERE retained_key IS NOT NULL DO NOTHING",
+                [(d.received_at, d.topic, d.payload, d.reason, Jsonb(d.detail), d.retained_key) for d in dead_letters],
             )

@@ -8,7 +8,7 @@ the same way.
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
@@ -23,6 +23,7 @@ class BrokerAddress:
     username: str | None = None
     password: str | None = None
     tls: bool = False
+    ca_file: str | None = None  # the CA that signed the broker's certificate (`ioc broker certs`); None: system CAs
 
     @classmethod
     def from_url(cls, url: str, username: str | None = None, password: str | None = None) -> BrokerAddress:
@@ -45,7 +46,9 @@ def broker_address(url: str) -> BrokerAddress:
 
     settings = get_settings()
     password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
-    return BrokerAddress.from_url(url, settings.mqtt_username, password)
+    address = BrokerAddress.from_url(url, settings.mqtt_username, password)
+    ca_file = getattr(settings, "mqtt_ca_file", None)
+    return replace(address, ca_file=str(ca_file)) if ca_file else address
 
 
 def make_client(address: BrokerAddress, client_id: str = "") -> mqtt.Client:
@@ -58,7 +61,7 @@ def make_client(address: BrokerAddress, client_id: str = "") -> mqtt.Client:
     if address.username:
         client.username_pw_set(address.username, address.password)
     if address.tls:
-        client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        client.tls_set(ca_certs=address.ca_file, cert_reqs=ssl.CERT_REQUIRED)
     return client
 
 

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     )
     mqtt_username: str | None = Field(default=None, description="Broker user name (overrides the URL's).")
     mqtt_password: SecretStr | None = Field(default=None, description="Broker password (overrides the URL's).")
+    mqtt_ca_file: Path | None = Field(
+        default=None, description="CA certificate of an mqtts:// broker (`ioc broker certs`); unset: the system CAs."
+    )
     mqtt_topic_root: str = Field(default="ioc/v1", description="Root of the topic tree (see docs/mqtt.md).")
     mqtt_share_group: str = Field(
         default="ioc-ingest",
@@ -118,6 +121,14 @@ class Settings(BaseSettings):
     radio_max_audio_bytes: int = Field(default=50_000_000, gt=0, description="Radio: largest recording (bytes).")
     radio_playback_grace_s: float = Field(
         default=60.0, gt=0, description="Radio: silence after which an accepted or playing cluster is judged as is."
+    )
+    radio_command_key: SecretStr | None = Field(
+        default=None,
+        description="Radio: district secret (64 hex) from which each cluster's command-signing key is derived. "
+        "Unset: IOC_RADIO_COMMAND_KEY_FILE, else IOC_VAR_DIR/radio-command.key (made on first use).",
+    )
+    radio_command_key_file: Path | None = Field(
+        default=None, description="Radio: file holding the command-signing secret (see IOC_RADIO_COMMAND_KEY)."
     )
 
     @field_validator("alert_rules", "sector_thresholds", mode="before")

@@ -9,6 +9,12 @@ with the position. It stores the week sent by ``sync_schedule`` and plays it fro
 (an injectable :class:`~ioc.clock.Clock`), with or without a link; what happens while the link is
 down is buffered and reported when it comes back.
 
+It trusts nothing on its command topic that the IOC did not sign for it (:mod:`ioc.radio.signing`):
+an unsigned, forged, expired, replayed or other-device command is refused with a reason, kept in
+:attr:`SimCluster.refusals` and reported as a ``command.refused`` event; it is never acked (a forged
+command carrying a real correlation id must not settle the real one) and answers go only to its own
+ack topic, whatever Response Topic a message names.
+
 Faults (:class:`Faults`) make it misbehave on purpose: never come online, reject commands with a
 reason, never answer, stop half-way through, or lose power part-way (the broker publishes its Last
 Will; the interruption is reported when power is back).
@@ -29,11 +35,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
-from pydantic import ValidationError
 
 from ioc.clock import Clock, SystemClock
 from ioc.contract.radio import (
-    COMMAND_ADAPTER,
     PlayCommand,
     RebootCommand,
     ScheduleItem,
@@ -44,6 +48,7 @@ from ioc.contract.radio import (
 from ioc.contract.topics import Channel, build_topic
 from ioc.mqtt import BrokerAddress, make_client
 from ioc.radio.schedules import starts_between
+from ioc.radio.signing import CommandKeys, Refusal
 
 log = logging.getLogger("feeds.radio")
 
@@ -86,8 +91,11 @@ class SimCluster:
         time_scale: float = 1.0,
         faults: Faults | None = None,
         tick_s: float = 0.05,
+        keys: CommandKeys | None = None,
     ) -> None:
         self.id = cluster_id
+        self.verifier = (keys or CommandKeys.from_settings()).verifier(cluster_id)
+        self.refusals: list[Refusal] = []  # commands refused, with their reason (tests, logs)
         self.unit = unit_id
         self.address = address
         self.root = root
@@ -246,29 +254,38 @@ class SimCluster:
     # -- commands ------------------------------------------------------------------------------------
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        props = getattr(msg, "properties", None)
-        response_topic = getattr(props, "ResponseTopic", None) or self._topic(Channel.CMD_ACK)
         try:
-            command = COMMAND_ADAPTER.validate_json(msg.payload, strict=False)
-        except ValidationError as exc:
-            raw = json.loads(msg.payload) if msg.payload.startswith(b"{") else {}
-            if isinstance(raw, dict) and isinstance(raw.get("correlation_id"), str):
-                self._ack(raw["correlation_id"], False, f"invalid command: {exc.errors()[0]['msg']}"[:200],
-                          response_topic)  # fmt: skip
+            self._command(msg)
+        except Exception:  # noqa: BLE001 - one bad message must not kill the device's MQTT thread
+            log.exception("%s: failed on a command message", self.id)
+
+    def _command(self, msg: mqtt.MQTTMessage) -> None:
+        own_ack = self._topic(Channel.CMD_ACK)  # the only place it answers, whatever the message says
+        checked = self.verifier.check(msg.payload, self.clock.now())
+        if isinstance(checked, Refusal):
+            self._refuse(checked)
             return
+        command = checked
         cid = command.correlation_id
         self.faults.received.append(cid)
         if self.faults.no_answer or not self._powered:
             return
         if cid in self._answers:  # sent again: answer again, do it once
             accepted, reason = self._answers[cid]
-            self._ack(cid, accepted, reason, response_topic)
-            return
-        if command.expires_at is not None and command.expires_at < self.clock.now():
+            self._ack(cid, accepted, reason, own_ack)
             return
         accepted, reason = self._obey(command)
         self._answers[cid] = (accepted, reason)
-        self._ack(cid, accepted, reason, response_topic)
+        self._ack(cid, accepted, reason, own_ack)
+
+    def _refuse(self, refusal: Refusal) -> None:
+        log.warning("%s: refused a command: %s", self.id, refusal.reason)
+        with self._lock:
+            self.refusals.append(refusal)
+        data: dict[str, Any] = {"reason": refusal.reason[:200]}
+        if refusal.correlation_id:
+            data["correlation_id"] = refusal.correlation_id[:64]
+        self._send(Channel.EVENT, self._envelope(type="command.refused", data=data))
 
     def _obey(self, command: Any) -> tuple[bool, str | None]:
         if self.faults.reject:

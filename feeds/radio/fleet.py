@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from feeds.radio.device import Faults, SimCluster
 from ioc.clock import Clock
 from ioc.mqtt import BrokerAddress
+from ioc.radio.signing import CommandKeys
 
 
 class RadioFleet:
@@ -22,11 +23,24 @@ class RadioFleet:
         clock: Clock | None = None,
         time_scale: float = 1.0,
         faults: Mapping[str, Faults] | None = None,
+        keys: CommandKeys | None = None,
+        addresses: Mapping[str, BrokerAddress] | None = None,
     ) -> None:
+        """``keys``: the district's command keys (each cluster checks with its own public key);
+        ``addresses``: a cluster's own broker login (user name = its id), else ``address``."""
         faults = faults or {}
+        keys = keys or CommandKeys.from_settings()
+        addresses = addresses or {}
         self.clusters = {
             cid: SimCluster(
-                cid, unit, address, root=root, clock=clock, time_scale=time_scale, faults=faults.get(cid)
+                cid,
+                unit,
+                addresses.get(cid, address),
+                root=root,
+                clock=clock,
+                time_scale=time_scale,
+                faults=faults.get(cid),
+                keys=keys,
             )  # fmt: skip
             for cid, unit in clusters
         }

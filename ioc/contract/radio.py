@@ -24,7 +24,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
-from ioc.contract.schemas import FiniteFloat, MessageId, ShortText
+from ioc.contract.schemas import FiniteFloat, Identifier, MessageId, ShortText
 
 PLAYBACK_EVENTS = ("playback.started", "playback.finished", "playback.interrupted")
 COMMANDS = ("play", "stop", "volume", "sync_schedule", "reboot")
@@ -54,7 +54,15 @@ class _Command(_Strict):
     ts: AwareDatetime
     correlation_id: MessageId = Field(description="Echoed by the device's ack (and in MQTT 5 Correlation Data).")
     expires_at: AwareDatetime | None = Field(
-        default=None, description="A device that receives the command after this ignores it (no ack)."
+        default=None,
+        description="A device that receives the command after this refuses it (no ack); also the MQTT 5 "
+        "Message Expiry. Signed commands always carry it.",
+    )
+    target: Identifier | None = Field(
+        default=None, description="The cluster the command is for; a cluster refuses a command for another."
+    )
+    attempt: int = Field(
+        default=1, ge=1, le=100, description="Which send of this correlation id (a re-send is the next attempt)."
     )
 
 
@@ -136,10 +144,10 @@ class RadioStatusInfo(BaseModel):
 
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
-    firmware: str | None = None
+    firmware: str | None = Field(default=None, max_length=64)
     playing: bool = False
-    item: str | None = None
+    item: str | None = Field(default=None, max_length=64)
     volume: int | None = Field(default=None, ge=0, le=100)
     power: Literal["mains", "battery", "solar"] | None = None
     battery_pct: float | None = Field(default=None, ge=0, le=100)
-    schedule_version: str | None = None
+    schedule_version: str | None = Field(default=None, max_length=64)

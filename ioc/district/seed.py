@@ -173,7 +173,9 @@ def device_rows(district: District) -> list[dict[str, Any]]:
 
 
 def _row(
-    kind: str, item: Camera | RadioCluster | Sensor | Integration | School | Clinic, unit: str,
+    kind: str,
+    item: Camera | RadioCluster | Sensor | Integration | School | Clinic,
+    unit: str,
     properties: dict[str, Any],
 ) -> dict[str, Any]:
     position = getattr(item, "position", None)

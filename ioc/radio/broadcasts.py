@@ -106,8 +106,12 @@ def create(
     source: str = "operator",
     cap_identifier: str | None = None,
     proposed: bool = False,
+    expires_at: datetime | None = None,
 ) -> int:
-    """Record a broadcast; start it unless it needs a second confirmation (or is only a proposal)."""
+    """Record a broadcast; start it unless it needs a second confirmation (or is only a proposal).
+
+    ``expires_at`` bounds its play commands (a CAP alert's ``expires``); default: the commands' own
+    retry window (:func:`ioc.radio.commands.enqueue`)."""
     clusters = _targets(conn, targets)
     needs_second = policy.second_confirmation == "always" or (policy.second_confirmation == "urgent" and urgent)
     status = "proposed" if proposed else ("awaiting_confirmation" if needs_second else "pending")
@@ -136,14 +140,16 @@ def create(
     assert row is not None
     broadcast_id = int(row[0])
     if status == "pending":
-        start(conn, broadcast_id, policy=policy, now=now)
+        start(conn, broadcast_id, policy=policy, now=now, expires_at=expires_at)
     else:
         _live(conn, "broadcast.created", broadcast_id, now, status=status, title=title)
     return broadcast_id
 
 
-def start(conn: psycopg.Connection, broadcast_id: int, *, policy: RadioPolicy, now: datetime) -> None:
-    """Write a playback row and a ``play`` command for every targeted cluster; mark it playing."""
+def start(conn: psycopg.Connection, broadcast_id: int, *, policy: RadioPolicy, now: datetime,
+          expires_at: datetime | None = None) -> None:  # fmt: skip
+    """Write a playback row and a ``play`` command for every targeted cluster (signed and expiring when
+    sent, until ``expires_at`` when given); mark it playing."""
     row = conn.execute(
         """SELECT b.title, b.repeat, b.kind, b.targets, a.id, a.sha256, a.duration_s
            FROM radio_broadcasts b LEFT JOIN radio_audio a ON a.id = b.audio_id WHERE b.id = %s FOR UPDATE OF b""",
@@ -172,6 +178,7 @@ def start(conn: psycopg.Connection, broadcast_id: int, *, policy: RadioPolicy, n
             now=now,
             timeout_s=policy.ack_timeout_s,
             max_attempts=policy.max_attempts,
+            expires_at=expires_at,
             command={
                 "command": "play",
                 "item": f"b-{broadcast_id}",

@@ -68,10 +68,18 @@ def enqueue(
     timeout_s: float,
     max_attempts: int,
     broadcast_id: int | None = None,
+    expires_at: datetime | None = None,
 ) -> str:
-    """Record a command to send; ``command`` is the payload without the envelope (checked here)."""
+    """Record a command to send; ``command`` is the payload without the envelope (checked here).
+
+    ``expires_at`` is when the device must no longer obey it (also its MQTT 5 Message Expiry); by
+    default the end of its last send's wait, ``now + timeout_s x max_attempts``. A caller that knows
+    better (a CAP alert's ``expires``) passes it.
+    """
     correlation_id = new_correlation_id()
-    payload = {"v": 1, "id": correlation_id, "ts": now.isoformat(), "correlation_id": correlation_id, **command}
+    expires_at = expires_at or now + timedelta(seconds=timeout_s * max_attempts)
+    payload = {"v": 1, "id": correlation_id, "ts": now.isoformat(), "correlation_id": correlation_id,
+               "target": device_id, "expires_at": expires_at.isoformat(), **command}  # fmt: skip
     checked = COMMAND_ADAPTER.validate_python(payload, strict=False)
     conn.execute(
         """INSERT INTO radio_commands (correlation_id, device_id, unit_id, command, payload, broadcast_id,
@@ -106,6 +114,14 @@ def due(conn: psycopg.Connection, now: datetime, limit: int = 500) -> tuple[list
     sends: list[Outgoing] = []
     expired: list[TimedOut] = []
     for cid, device, unit, command, payload, broadcast_id, attempts, max_attempts, timeout_s, _state in rows:
+        expires = payload.get("expires_at")
+        if attempts < max_attempts and expires and datetime.fromisoformat(expires) <= now:
+            reason = f"expired at {expires} after {attempts} sends" if attempts else f"expired at {expires}, never sent"
+            conn.execute(
+                "UPDATE radio_commands SET state = 'timeout', reason = %s WHERE correlation_id = %s", (reason, cid)
+            )
+            expired.append(TimedOut(cid, device, unit, command, broadcast_id, attempts, reason))
+            continue
         if attempts >= max_attempts:
             reason = f"no answer after {attempts} sends, {timeout_s:g} s each"
             conn.execute(
@@ -118,22 +134,37 @@ def due(conn: psycopg.Connection, now: datetime, limit: int = 500) -> tuple[list
             "WHERE correlation_id = %s",
             (now, now + timedelta(seconds=timeout_s), cid),
         )
-        sends.append(Outgoing(cid, device, unit, command, json.dumps(payload).encode(), attempts + 1))
+        sends.append(Outgoing(cid, device, unit, command, json.dumps({**payload, "attempt": attempts + 1}).encode(),
+                              attempts + 1))  # fmt: skip
     return sends, expired
 
 
+class ForeignAck(ValueError):
+    """An ack whose sender is not the device the command was sent to: refused, it changes nothing."""
+
+
 def apply_ack(
-    conn: psycopg.Connection, correlation_id: str, accepted: bool, reason: str | None, at: datetime
-) -> tuple[str, str, int | None] | None:
+    conn: psycopg.Connection, correlation_id: str, accepted: bool, reason: str | None, at: datetime,
+    sender: str | None = None,
+) -> tuple[str, str, int | None] | None:  # fmt: skip
     """Record the device's answer; returns (device, command, broadcast id) or None for an unknown id.
 
-    A late answer (after the time-out) still counts: the device did receive the command.
+    ``sender`` is the device whose topic the ack came on (its broker identity): an ack for a command
+    sent to another device raises :class:`ForeignAck`. A late answer (after the time-out) still
+    counts: the device did receive the command.
     """
+    if sender is not None:
+        target = conn.execute(
+            "SELECT device_id FROM radio_commands WHERE correlation_id = %s", (correlation_id,)
+        ).fetchone()
+        if target is not None and target[0] != sender:
+            raise ForeignAck(f"ack from {sender!r} for command {correlation_id} sent to {target[0]!r}")
     row = conn.execute(
         """UPDATE radio_commands SET state = %s, acked_at = coalesce(acked_at, %s), reason = %s
            WHERE correlation_id = %s AND state IN ('pending', 'sent', 'timeout')
+             AND (%s::text IS NULL OR device_id = %s)
            RETURNING device_id, command, broadcast_id""",
-        ("accepted" if accepted else "rejected", at, reason, correlation_id),
+        ("accepted" if accepted else "rejected", at, reason, correlation_id, sender, sender),
     ).fetchone()
     return (row[0], row[1], row[2]) if row else None
 

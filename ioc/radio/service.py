@@ -11,13 +11,25 @@ Two loops share nothing but the database:
   ran out of attempts, finishes the broadcasts whose clusters have all settled (alerts for the ones
   that failed), turns new CAP messages into broadcasts and re-syncs clusters with a stale week.
 
-Commands go out with QoS 1 and the MQTT 5 Response Topic / Correlation Data properties.
+Commands go out with QoS 1 and the MQTT 5 Response Topic / Correlation Data properties, signed for
+their cluster (:mod:`ioc.radio.signing`) with their expiry as MQTT 5 Message Expiry.
+
+Nothing a cluster sends can stop the service (issue #14): each message is handled on its own; one
+that fails for any reason but the database being away is refused, written to ``dead_letters``
+(source ``radio``, with its reason; a retained one only once) and counted
+(``ioc_radio_refused_total``), and the loop goes on. An ack or playback event is taken only from the
+cluster the command or broadcast was for: the sender is the device of the topic, which the broker's
+ACL confines to its own login (docs/broker.md).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import math
 import threading
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +37,8 @@ import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from prometheus_client import Counter as PromCounter
+from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
 from ioc.clock import Clock, SystemClock
@@ -36,10 +50,24 @@ from ioc.mqtt import BrokerAddress, connect_properties, make_client
 from ioc.radio import broadcasts, commands
 from ioc.radio.broadcasts import RadioPolicy
 from ioc.radio.cap import CapPolicy, process_cap
+from ioc.radio.signing import CommandKeys
 from ioc.radio.sync import stale_clusters, sync_clusters
 from ioc.storage.db import connect
 
 log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 64 * 1024  # a status, ack or playback event is a few hundred bytes
+REFUSED = PromCounter(
+    "ioc_radio_refused_total", "Cluster messages the radio service refused (dead-lettered)", ["channel", "code"]
+)
+
+
+class Refused(ValueError):
+    """A cluster's message that is not taken: ``code`` is a bounded label, ``str()`` the reason."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
 
 
 class RadioService:
@@ -56,6 +84,7 @@ class RadioService:
         clock: Clock | None = None,
         tick_s: float = 0.2,
         session_expiry_s: int = 3600,
+        keys: CommandKeys | None = None,
     ) -> None:
         self.database_url = database_url
         self.address = address
@@ -76,6 +105,8 @@ class RadioService:
         self._msg_conn: psycopg.Connection | None = None
         self._tick_conn: psycopg.Connection | None = None
         self.sent = 0  # commands published (sends and re-sends), for tests and logs
+        self.keys = keys or CommandKeys.from_settings()
+        self.refused: Counter[str] = Counter()  # refusal code -> messages dead-lettered (tests, logs)
 
     # -- MQTT --------------------------------------------------------------------------------------
 
@@ -112,10 +143,25 @@ class RadioService:
                 conn.close()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        """One message, isolated: whatever it contains, the network thread goes on (paho would die on an
+        exception raised here, and with it every command and ack)."""
         try:
-            topic = parse_topic(msg.topic, self.root)
+            self._take(msg)
+        except Exception as exc:  # noqa: BLE001 - isolation is the point: refuse this message, keep going
+            log.exception("radio: unexpected failure on a message of %r", msg._topic[:200])
+            self._refuse(msg, Refused("internal_error", f"{type(exc).__name__}: {str(exc)[:300]}"))
+
+    def _take(self, msg: mqtt.MQTTMessage) -> None:
+        try:
+            topic = parse_topic(msg._topic.decode("utf-8"), self.root)
+        except UnicodeDecodeError:
+            self._refuse(msg, Refused("bad_topic", "topic is not UTF-8"))
+            return
         except TopicError as exc:
-            log.warning("radio: ignored %s: %s", msg.topic, exc)
+            self._refuse(msg, Refused(exc.code, str(exc)))
+            return
+        if len(msg.payload) > MAX_MESSAGE_BYTES:
+            self._refuse(msg, Refused("payload_too_large", f"{len(msg.payload)} bytes exceeds {MAX_MESSAGE_BYTES}"))
             return
         # Stored before paho acknowledges (it sends PUBACK when this returns). While the database is
         # away we keep retrying: if the broker drops us meanwhile, the persistent session redelivers
@@ -124,32 +170,80 @@ class RadioService:
         while not self.stopping.is_set():
             attempt += 1
             try:
-                if self._msg_conn is None or self._msg_conn.closed:
-                    self._msg_conn = connect(self.database_url, application_name="ioc-radio")
-                with self._msg_conn.transaction():
-                    self.handle(self._msg_conn, topic.device_id, topic.channel, msg.payload)
+                conn = self._message_connection()
+                with conn.transaction():
+                    self.handle(conn, topic.device_id, topic.channel, msg.payload, unit_id=topic.unit_id)
                 return
             except psycopg.OperationalError as exc:
                 log.warning("radio: database unavailable (%s), attempt %d", exc, attempt)
                 self._msg_conn = None
                 self.stopping.wait(min(5.0, 0.2 * attempt))
-            except (ValidationError, ValueError) as exc:
-                log.warning("radio: refused %s: %s", msg.topic, exc)
+            except Refused as exc:
+                self._refuse(msg, exc)
                 return
+            except ValidationError as exc:
+                first = exc.errors(include_url=False)[0] if exc.errors() else {"loc": (), "msg": str(exc)}
+                where = ".".join(map(str, first.get("loc", ()))) or "(payload)"
+                self._refuse(msg, Refused("schema_violation", f"{where}: {str(first.get('msg'))[:300]}"))
+                return
+            except (ValueError, psycopg.Error) as exc:  # a value PostgreSQL refused, an odd payload
+                self._refuse(msg, Refused("rejected", f"{type(exc).__name__}: {str(exc)[:300]}"))
+                return
+
+    def _message_connection(self) -> psycopg.Connection:
+        if self._msg_conn is None or self._msg_conn.closed:
+            self._msg_conn = connect(self.database_url, application_name="ioc-radio")
+        return self._msg_conn
+
+    def _refuse(self, msg: mqtt.MQTTMessage, why: Refused) -> None:
+        """Dead-letter ``msg`` with its reason (a retained one once) and count it; never raises."""
+        topic = msg._topic.decode("utf-8", "backslashreplace")[:1024]
+        channel = topic.rsplit("/", 1)[-1] if topic.rsplit("/", 1)[-1] in ("status", "ack", "event") else "other"
+        self.refused[why.code] += 1
+        REFUSED.labels(channel, why.code).inc()
+        log.warning("radio: refused %s: %s", topic[:200], str(why)[:300])
+        retained = hashlib.sha256(msg._topic + b"\0" + msg.payload).digest() if msg.retain else None
+        try:
+            conn = self._message_connection()
+            with conn.transaction():
+                conn.execute(
+                    """INSERT INTO dead_letters (source, topic, payload, reason, detail, retained_key)
+                       VALUES ('radio', %s, %s, %s, %s, %s)
+                       ON CONFLICT (source, retained_key) WHERE retained_key IS NOT NULL DO NOTHING""",
+                    (
+                        topic.replace("\x00", ""),
+                        bytes(msg.payload[:MAX_MESSAGE_BYTES]),
+                        str(why).replace("\x00", ""),
+                        Jsonb({"code": why.code, "bytes": len(msg.payload), "retained": bool(msg.retain)}),
+                        retained,
+                    ),  # fmt: skip
+                )
+        except Exception as exc:  # noqa: BLE001 - counted and logged above; the dead letter is best effort
+            log.warning("radio: could not record the dead letter: %s", exc)
+            self._msg_conn = None
 
     # -- what the clusters say -----------------------------------------------------------------------
 
-    def handle(self, conn: psycopg.Connection, device_id: str, channel: Channel, payload: bytes) -> None:
-        """Store one message of a cluster (in the caller's transaction)."""
-        known = conn.execute("SELECT unit_id FROM devices WHERE id = %s AND kind = 'radio'", (device_id,)).fetchone()
+    def handle(self, conn: psycopg.Connection, device_id: str, channel: Channel, payload: bytes,
+               unit_id: str | None = None) -> None:  # fmt: skip
+        """Store one message of a cluster (in the caller's transaction); :class:`Refused` when it is not
+        taken. ``device_id`` (and ``unit_id``) are the topic's: the sender's identity."""
+        known = conn.execute(
+            "SELECT unit_id FROM devices WHERE id = %s AND kind = 'radio' AND enabled", (device_id,)
+        ).fetchone()
         if known is None:
-            raise ValueError(f"unknown radio cluster {device_id!r}")
+            raise Refused("unknown_device", f"unknown radio cluster {device_id!r}")
+        if unit_id is not None and known[0] != unit_id:
+            raise Refused("unit_mismatch", f"topic unit {unit_id!r} but cluster {device_id!r} is in {known[0]!r}")
         now = self.clock.now()
         if channel is Channel.STATUS:
             self._status(conn, device_id, known[0], StatusV1.model_validate_json(payload), now)
         elif channel is Channel.CMD_ACK:
             ack = CommandAckV1.model_validate_json(payload)
-            found = commands.apply_ack(conn, ack.correlation_id, ack.accepted, ack.reason, ack.ts)
+            try:
+                found = commands.apply_ack(conn, ack.correlation_id, ack.accepted, ack.reason, ack.ts, sender=device_id)
+            except commands.ForeignAck as exc:
+                raise Refused("foreign_ack", str(exc)) from None
             if found is None:
                 log.info("radio: ack for unknown or settled command %s from %s", ack.correlation_id, device_id)
                 return
@@ -160,6 +254,8 @@ class RadioService:
             event = DeviceEventV1.model_validate_json(payload)
             if event.type in PLAYBACK_EVENTS:
                 self._playback(conn, device_id, event, now)
+        else:
+            raise Refused("unknown_channel", f"{channel.value} is not a channel the radio service reads")
 
     def _status(self, conn: psycopg.Connection, device_id: str, unit_id: str, status: StatusV1, now: datetime) -> None:
         # Arrival order, not ``ts``, decides: a Last Will carries the time it was registered at connect,
@@ -208,6 +304,16 @@ class RadioService:
 
     def _playback(self, conn: psycopg.Connection, device_id: str, event: DeviceEventV1, now: datetime) -> None:
         data = PlaybackData.model_validate(event.data, strict=False)
+        if (
+            data.broadcast_id is not None
+            and conn.execute(
+                "SELECT 1 FROM radio_playbacks WHERE broadcast_id = %s AND device_id = %s",
+                (data.broadcast_id, device_id),
+            ).fetchone()
+            is None
+        ):
+            raise Refused("foreign_event", f"{event.type} from {device_id!r} for broadcast {data.broadcast_id}, "
+                                           "which was not sent to it")  # fmt: skip
         inserted = conn.execute(
             """INSERT INTO radio_plays (device_id, message_id, event, item, broadcast_id, schedule_id, at,
                                         scheduled_for, position_s, reason, buffered)
@@ -239,8 +345,12 @@ class RadioService:
         props = Properties(PacketTypes.PUBLISH)
         props.ResponseTopic = build_topic(out.unit_id, "radio", out.device_id, Channel.CMD_ACK, self.root)
         props.CorrelationData = out.correlation_id.encode()
-        props.MessageExpiryInterval = max(1, int(self.policy.ack_timeout_s * self.policy.max_attempts))
-        self.client.publish(topic, out.payload, qos=1, properties=props)
+        command = json.loads(out.payload)
+        expires = command.get("expires_at")
+        left = (datetime.fromisoformat(expires) - self.clock.now()).total_seconds() if expires else None
+        props.MessageExpiryInterval = max(1, math.ceil(left)) if left is not None else max(
+            1, int(self.policy.ack_timeout_s * self.policy.max_attempts))  # fmt: skip
+        self.client.publish(topic, self.keys.sign(out.device_id, command), qos=1, properties=props)
         self.sent += 1
 
     def tick(self) -> None:

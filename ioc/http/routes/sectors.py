@@ -55,8 +55,6 @@ def _settings_paths(request: Request) -> tuple[str | None, str | None]:
     return path, rules
 
 
-
-
 @router.get("/education", summary="School attendance per unit and day, with freshness and drill-down",
             responses=problem_responses(400, 401, 403))  # fmt: skip
 async def education(
