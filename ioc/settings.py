@@ -92,6 +92,10 @@ class Settings(BaseSettings):
         description="Education, health and online-information thresholds (docs/kpi.md); empty: the ingest workers "
         "store sector figures but raise no sector alerts.",
     )
+    incident_rules: Path | None = Field(
+        default=PROJECT_ROOT / "config" / "incident-rules.yaml",
+        description="Incident correlation rules and checklists (docs/incidents.md); empty: one incident per cause.",
+    )
     cap_sender: str = Field(
         default="ioc@localhost",
         pattern=r"^[^\s,<&]+$",
@@ -120,7 +124,7 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="Radio: silence after which an accepted or playing cluster is judged as is."
     )
 
-    @field_validator("alert_rules", "sector_thresholds", mode="before")
+    @field_validator("alert_rules", "sector_thresholds", "incident_rules", mode="before")
     @classmethod
     def _empty_means_none(cls, value: object) -> object:
         return None if value == "" else value
