@@ -95,6 +95,10 @@ class Settings(BaseSettings):
         description="Education, health and online-information thresholds (docs/kpi.md); empty: the ingest workers "
         "store sector figures but raise no sector alerts.",
     )
+    incident_rules: Path | None = Field(
+        default=PROJECT_ROOT / "config" / "incident-rules.yaml",
+        description="Incident correlation rules and checklists (docs/incidents.md); empty: one incident per cause.",
+    )
     cap_sender: str = Field(
         default="ioc@localhost",
         pattern=r"^[^\s,<&]+$",
@@ -131,7 +135,7 @@ class Settings(BaseSettings):
         default=None, description="Radio: file holding the command-signing secret (see IOC_RADIO_COMMAND_KEY)."
     )
 
-    @field_validator("alert_rules", "sector_thresholds", mode="before")
+    @field_validator("alert_rules", "sector_thresholds", "incident_rules", mode="before")
     @classmethod
     def _empty_means_none(cls, value: object) -> object:
         return None if value == "" else value

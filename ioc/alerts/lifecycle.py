@@ -120,6 +120,10 @@ def act(
             Jsonb({"assigned_unit_id": assign_to_unit} if assign_to_unit else {}),
         ),
     )
+    if new_status is not status:
+        from ioc.incidents.store import alert_changed
+
+        alert_changed(conn, alert_id, now=now)
     change = AlertChange(alert_id, seq[0], new_status, unit_id, action, count, level)
     announce(conn, action, alert_id=alert_id, seq=change.seq, unit_id=unit_id, at=now,
              status=new_status.value, actor=actor)  # fmt: skip

@@ -162,6 +162,9 @@ def raise_alerts(
                 " VALUES (%s, %s, 'system', 'created', 'new', %s)",
                 (alert_id, now, Jsonb({"count": item.count, "kind": draft.kind})),
             )
+            from ioc.incidents.store import attach_alert
+
+            attach_alert(conn, alert_id, title=stored_title, now=now)
         change = AlertChange(alert_id, seq, Status(status), unit_id, action, count, level)
         changes.append(change)
         announce(conn, action, alert_id=alert_id, seq=seq, unit_id=unit_id, at=now, kind=draft.kind,

@@ -9,6 +9,7 @@ import typer
 
 from ioc.cli import bench, config_cmd, db_cmd, detect_cmd, ingest_cmd, kpi_cmd, radio_cmd, sentiment_cmd, users_cmd
 from ioc.cli.broker_cmd import app as broker_app
+from ioc.cli import incidents_cmd
 from ioc.cli.processes import register as register_processes
 
 app = typer.Typer(
@@ -30,6 +31,7 @@ app.add_typer(kpi_cmd.app, name="kpi")
 app.add_typer(sentiment_cmd.app, name="sentiment")
 app.add_typer(radio_cmd.app, name="radio")
 app.add_typer(broker_app, name="broker")
+app.add_typer(incidents_cmd.app, name="incidents")
 register_processes(app)
 ingest_cmd.register(app)
 detect_cmd.register(app)

@@ -139,6 +139,9 @@ def create(
     ).fetchone()
     assert row is not None
     broadcast_id = int(row[0])
+    from ioc.incidents.store import attach_broadcast
+
+    attach_broadcast(conn, broadcast_id, unit_ids=[u for _, u in clusters], title=title, urgent=urgent, now=now)
     if status == "pending":
         start(conn, broadcast_id, policy=policy, now=now, expires_at=expires_at)
     else:

@@ -27,6 +27,12 @@ def _wait_online(page: Any) -> None:
     page.wait_for_selector("body[data-live=online]", timeout=20_000)
 
 
+def _show_alerts(page: Any) -> None:
+    """The queue panel opens on incidents; these tests work on the raw alerts, one tab away."""
+    page.click(".queue-tab[data-tab=alerts]")
+    page.wait_for_selector(".queue-panel[data-tab=alerts]", timeout=5_000)
+
+
 def _critical_water(system: RunningSystem, unit: str) -> str:
     """Publish a water level past the sensor's critical level (as the sensor would); answers its device id."""
     device = f"sensor-{unit}-bridge-water"
@@ -64,6 +70,7 @@ def acknowledged(system: RunningSystem, browser: Any) -> Acknowledged:
         page.fill("#password", system.password("operator1"))
         page.click("button[type=submit]")
         _wait_online(page)
+        _show_alerts(page)
         started = time.monotonic()
         _critical_water(system, "tra-son")
         row = page.locator("#queue li[data-alert-id]", has_text="cầu Trà Sơn").first
@@ -118,6 +125,7 @@ def test_operator_assigns_an_alert_to_a_commune_from_the_evidence_drawer(
     alert_id = _alert_id(system, "tra-giang")
     page = new_page(1920, 1080)
     login(page, "operator1")
+    _show_alerts(page)
     page.click(f"#queue [data-alert-id='{alert_id}'] button")
     page.wait_for_selector(f"#drawer[data-alert-id='{alert_id}'] #assign-unit", timeout=10_000)
     page.select_option("#assign-unit", "tra-kot")
@@ -148,6 +156,7 @@ def test_one_click_on_an_alert_shows_its_evidence_image(system: RunningSystem, n
     })  # fmt: skip
     assert response.status == 201, response.text()
     [(alert_id,)] = system.query("SELECT alert_id FROM reports WHERE description LIKE %s", (f"%{marker}%",))
+    _show_alerts(page)
     page.click(f"#queue [data-alert-id='{alert_id}'] button")
     image = page.locator("#drawer #evidence img")
     image.wait_for(timeout=15_000)
@@ -227,6 +236,7 @@ def test_a_critical_alert_sounds_on_the_wall_unless_muted(system: RunningSystem,
     page = new_page(1920, 1080)
     login(page, "operator1")
     _wait_online(page)
+    _show_alerts(page)
     token = page.evaluate("JSON.parse(sessionStorage.getItem('ioc.session')).access_token")
 
     def send(headline: str) -> None:
@@ -303,6 +313,7 @@ def test_hub_restart_wall_reconnects_and_misses_no_alert(system: RunningSystem, 
     page = new_page(1920, 1080)
     login(page, "operator1")
     _wait_online(page)
+    _show_alerts(page)
     banner = page.locator("#offline-banner")
     assert banner.is_hidden()
 
@@ -341,6 +352,7 @@ def test_wall_fills_the_screen_and_is_screenshotted(
     page = new_page(width, height)
     login(page, "operator1")
     _wait_online(page)
+    _show_alerts(page)
     if not _alert_id(system, "tra-son"):
         _critical_water(system, "tra-son")
     page.locator("#queue li[data-alert-id]", has_text="cầu Trà Sơn").first.wait_for(timeout=15_000)

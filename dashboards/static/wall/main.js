@@ -12,6 +12,7 @@ import { startClock } from "./clock.js";
 import { drawerAlertId, initDrawer, openDrawer } from "./drawer.js";
 import { devicesSample, rerenderKpis, startKpis } from "./kpi.js";
 import { initMap, refreshMap, setDevices } from "./map.js";
+import { incidentEvent, initIncidents, refreshIncidents } from "./incidents.js";
 import { initRadio, refreshRadio } from "./radio.js";
 import { bindMute, unlockAudio } from "./sound.js";
 import { loadUnits, unitName, unitsGeoJSON } from "./units.js";
@@ -41,6 +42,8 @@ function onLiveEvent(event, { phase }) {
     loadDevices();
   } else if (event.topic === "radio") {
     refreshRadio();
+  } else if (event.topic === "incident") {
+    incidentEvent();
   }
 }
 
@@ -54,6 +57,7 @@ async function start() {
   document.getElementById("district").textContent = district ? unitName(district.id) : "";
   initMap(config, { onAlert: openDrawer });
   setOpenHandler(openDrawer);
+  initIncidents({ onOpenAlert: openDrawer });
   onAlertsChange(() => {
     refreshMap();
     rerenderKpis();
@@ -62,6 +66,7 @@ async function start() {
     onEvent: onLiveEvent,
     onReset: resetAlerts,
     onSynced: ({ last_seq }) => {
+      refreshIncidents();
       document.body.dataset.live = "online";
       document.body.dataset.lastSeq = String(last_seq);
     },

@@ -1,0 +1,236 @@
+// The wall's incident queue: the operator works on incidents (one case from many signals), not on
+// raw alerts. The queue panel shows open incidents with their signal counts (the raw alert queue
+// stays one tab away); one click opens the incident in the drawer: its checklist, its signals (each
+// alert opens its own evidence drawer) and its timeline. Live `incident` events refresh the queue.
+import "./incident-strings.js";
+import { api, ApiError } from "../common/api.js";
+import { el } from "../common/dom.js";
+import { formatDate, t } from "../common/i18n.js";
+import { SEVERITIES } from "./alerts.js";
+import { unitName } from "./units.js";
+
+const REFRESH_DELAY_MS = 400;
+const incidents = new Map();
+let openAlert = () => {};
+let shown = null;
+let pending = null;
+
+const rank = (severity) => SEVERITIES.indexOf(severity);
+const compare = (a, b) =>
+  rank(b.severity) - rank(a.severity) || Date.parse(b.last_signal_at) - Date.parse(a.last_signal_at) || b.id - a.id;
+
+function actorName(actor) {
+  if (actor === "system" || actor?.startsWith("rule:")) return t("actor.system");
+  if (actor === "citizen") return t("actor.citizen");
+  return actor || "";
+}
+
+function unitLabel(unitId) {
+  return unitId ? unitName(unitId) : t("incidents.district");
+}
+
+function row(incident) {
+  const button = el(
+    "button",
+    { type: "button", class: "alert-open", onclick: () => openIncident(incident.id) },
+    el("span", { class: `sev sev-${incident.severity}` }, t(`severity.${incident.severity}`)),
+    el("span", { class: "alert-title" }, incident.title),
+    el("span", { class: "alert-count" }, t("incidents.signals", { n: incident.signal_count })),
+    el(
+      "span",
+      { class: "alert-meta" },
+      unitLabel(incident.lead_unit_id),
+      incident.helper_unit_ids?.length ? ` + ${incident.helper_unit_ids.map(unitName).join(", ")}` : "",
+      " · ",
+      el("time", { datetime: incident.last_signal_at }, formatDate(incident.last_signal_at, "short")),
+      incident.open_alerts ? ` · ${t("incidents.open_alerts", { n: incident.open_alerts })}` : "",
+    ),
+  );
+  return el(
+    "li",
+    { class: `alert-row incident-row sev-border-${incident.severity}`, dataset: { incidentId: incident.id, severity: incident.severity } },
+    button,
+  );
+}
+
+function render() {
+  const list = document.getElementById("incident-queue");
+  if (!list) return;
+  const open = [...incidents.values()].sort(compare);
+  list.replaceChildren(...open.map(row));
+  document.getElementById("incident-empty").hidden = open.length > 0;
+  document.getElementById("incident-tab-count").textContent = open.length ? `(${open.length})` : "";
+}
+
+/** Reload the open incidents (after a live event, debounced; after a reconnect). */
+export async function refreshIncidents() {
+  try {
+    const page = await api("/api/incidents", { query: { status: "active", limit: 200 } });
+    incidents.clear();
+    for (const item of page.items) incidents.set(item.id, item);
+    render();
+    if (shown !== null) openIncident(shown, { keepFocus: true });
+  } catch (err) {
+    console.warn("incidents:", err.message);
+  }
+}
+
+/** A live `incident` event: refresh once the burst is over. */
+export function incidentEvent() {
+  clearTimeout(pending);
+  pending = setTimeout(refreshIncidents, REFRESH_DELAY_MS);
+}
+
+function showTab(which) {
+  const incidentsOn = which === "incidents";
+  document.getElementById("incident-queue").hidden = !incidentsOn;
+  document.getElementById("incident-empty").hidden = !incidentsOn || incidents.size > 0;
+  document.getElementById("queue").hidden = incidentsOn;
+  document.getElementById("queue-empty").hidden = incidentsOn || document.getElementById("queue").children.length > 0;
+  for (const tab of document.querySelectorAll(".queue-tab")) tab.setAttribute("aria-selected", String(tab.dataset.tab === which));
+  document.querySelector(".queue-panel").dataset.tab = which;
+}
+
+function timelineText(entry, incident) {
+  const data = entry.data || {};
+  if (entry.source === "alert") {
+    const known = ["created", "acknowledge", "start", "resolve", "close", "dismiss", "reopen", "comment", "assign", "escalate", "report"];
+    return t(known.includes(entry.action) ? `ev.alert.${entry.action}` : "ev.alert.other", { ref: entry.ref });
+  }
+  if (entry.source === "broadcast") return t("ev.broadcast", { ref: entry.ref, title: entry.note || "" });
+  const id = data.into ?? data.from ?? "";
+  const step = incident.checklist.find((s) => s.id === data.step)?.text || data.step || "";
+  return t(`ev.${entry.action}`, { title: data.title || "", id, step });
+}
+
+function checklist(incident) {
+  return el(
+    "ol",
+    { class: "checklist", id: "incident-checklist" },
+    incident.checklist.map((step) =>
+      el(
+        "li",
+        { dataset: { step: step.id, done: step.done_at ? "true" : "false" } },
+        el("span", { class: "step-text" }, step.text),
+        step.done_at
+          ? el("span", { class: "muted" }, ` — ${t("incidents.step_done")}: ${t("incidents.step_by", { who: actorName(step.done_by), when: formatDate(step.done_at, "short") })}`)
+          : el("button", { type: "button", class: "step-button", onclick: () => act(incident.id, { action: "step", step: step.id }) }, t("incidents.step_mark")),
+      ),
+    ),
+  );
+}
+
+function signals(incident) {
+  return el(
+    "ul",
+    { class: "incident-signals" },
+    incident.signals.map((s) =>
+      el(
+        "li",
+        { dataset: { signal: s.signal, ref: s.ref } },
+        s.signal === "alert"
+          ? el("button", { type: "button", class: "link", onclick: () => openAlert(s.ref) }, s.title || `#${s.ref}`)
+          : el("span", {}, `${t("signal.broadcast")}: ${s.title || `#${s.ref}`}`),
+        el("span", { class: "muted" }, ` · ${s.unit_ids.map(unitName).join(", ")} · ${formatDate(s.at, "short")}`),
+        s.status ? el("span", { class: `status status-${s.status}` }, ` · ${t(`status.${s.status}`)}`) : "",
+      ),
+    ),
+  );
+}
+
+let message = null;
+
+async function act(id, body) {
+  try {
+    await api(`/api/incidents/${id}/actions`, { method: "POST", json: body });
+    await refreshIncidents();
+    await openIncident(id, { keepFocus: true });
+    if (message) message.textContent = t("incidents.done");
+  } catch (err) {
+    if (message) {
+      message.textContent = err instanceof ApiError ? err.message : String(err);
+      message.className = "action-message error-text";
+    }
+  }
+}
+
+/** Show incident `id` in the drawer. */
+export async function openIncident(id, { keepFocus = false } = {}) {
+  shown = id;
+  const drawer = document.getElementById("drawer");
+  const body = document.getElementById("drawer-body");
+  drawer.hidden = false;
+  drawer.dataset.incidentId = id;
+  delete drawer.dataset.alertId;
+  let incident;
+  try {
+    incident = await api(`/api/incidents/${id}`);
+  } catch (err) {
+    body.replaceChildren(el("p", { class: "error-text" }, err.message));
+    return;
+  }
+  if (shown !== id) return;
+  drawer.dataset.status = incident.status;
+  document.getElementById("drawer-title").textContent = incident.title;
+  message = el("p", { class: "action-message", role: "status" });
+  const field = (label, value) => [el("dt", {}, label), el("dd", {}, value ?? "–")];
+  const canClose = incident.status === "open" || incident.status === "resolved";
+  body.replaceChildren(
+    el(
+      "dl",
+      { class: "details" },
+      field(t("drawer.severity"), el("span", { class: `sev sev-${incident.severity}` }, t(`severity.${incident.severity}`))),
+      field(t("incidents.status"), t(`incident_status.${incident.status}`)),
+      field(t("incidents.lead"), unitLabel(incident.lead_unit_id)),
+      incident.helper_unit_ids.length ? field(t("incidents.helpers"), incident.helper_unit_ids.map(unitName).join(", ")) : [],
+      field(t("incidents.first"), formatDate(incident.first_signal_at)),
+      field(t("incidents.last"), formatDate(incident.last_signal_at)),
+    ),
+    el(
+      "div",
+      { class: "drawer-actions" },
+      incident.status === "open"
+        ? el("button", { type: "button", id: "incident-resolve", onclick: () => act(id, { action: "resolve" }) }, t("incidents.resolve"))
+        : "",
+      canClose ? el("button", { type: "button", id: "incident-close", onclick: () => act(id, { action: "close" }) }, t("incidents.close")) : "",
+      message,
+    ),
+    ...(incident.checklist.length ? [el("h3", {}, t("incidents.checklist")), checklist(incident)] : []),
+    el("h3", {}, `${t("incidents.signals_title")} (${incident.signals.length})`),
+    signals(incident),
+    el("h3", {}, t("incidents.timeline")),
+    el(
+      "ol",
+      { class: "history", id: "incident-timeline" },
+      incident.timeline.map((entry) =>
+        el(
+          "li",
+          { dataset: { action: entry.action, source: entry.source } },
+          el("time", { datetime: entry.at }, formatDate(entry.at, "short")),
+          ` ${actorName(entry.actor)}: ${timelineText(entry, incident)}`,
+          entry.note && entry.source !== "broadcast" ? ` — ${entry.note}` : "",
+        ),
+      ),
+    ),
+  );
+  if (!keepFocus) document.getElementById("drawer-close").focus();
+}
+
+/** The incident shown in the drawer (null when the drawer shows an alert or is closed). */
+export function shownIncident() {
+  return document.getElementById("drawer").hidden ? null : shown;
+}
+
+/** Wire the tabs of the queue panel; incidents first. `onOpenAlert(id)` opens an alert's drawer. */
+export function initIncidents({ onOpenAlert }) {
+  openAlert = (alertId) => {
+    shown = null;
+    onOpenAlert(alertId);
+  };
+  for (const tab of document.querySelectorAll(".queue-tab")) tab.addEventListener("click", () => showTab(tab.dataset.tab));
+  document.getElementById("drawer-close").addEventListener("click", () => {
+    shown = null;
+  });
+  showTab("incidents");
+  refreshIncidents();
+}
