@@ -88,9 +88,9 @@ def test_citizen_sends_a_report_with_a_photo_from_a_phone_and_finds_it_by_its_co
     page.click("#receipt-lookup")
     page.wait_for_selector("#lookup-result:not([hidden])")
     assert page.text_content("#lookup-shown-code") == code
-    assert page.text_content("#lookup-status") == "Đã tiếp nhận"
+    assert page.text_content("#lookup-status") == "Chờ tiếp nhận"
     assert page.text_content("#lookup-unit") == "Trà Sơn"
-    assert "Đã tiếp nhận phản ánh" in page.text_content("#lookup-history")
+    assert "Đã nhận phản ánh" in page.text_content("#lookup-history")
     page.screenshot(path=str(SCREENSHOTS / "phan-anh-tra-cuu-390x844.png"))
 
     # Typed by hand, in lower case with spaces, on a fresh page: the same report.
@@ -143,9 +143,9 @@ def test_the_citizen_rates_the_answer_once_staff_resolved_the_report(system: Run
 
     page.reload()
     page.wait_for_selector("#rating-form:not([hidden])")
-    assert page.text_content("#lookup-status") == "Đã giải quyết"
+    assert page.text_content("#lookup-status") == "Đã xử lý xong"
     history = page.text_content("#lookup-history")
-    assert "Đã sửa đường ống, nước đã có lại." in history and "Đã giải quyết" in history
+    assert "Đã sửa đường ống, nước đã có lại." in history and "Đã xử lý xong" in history
     page.click("#rating-button")
     assert page.text_content("#rating-error") == "Hãy chọn từ 1 đến 5 sao."
     page.check("#rating-stars input[value='4']")

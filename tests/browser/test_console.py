@@ -64,7 +64,7 @@ def test_officer_sees_only_their_commune_and_resolves_an_alert_with_a_note_and_a
                                                   "buffer": jpeg((30, 140, 60))}])  # fmt: skip
     page.wait_for_selector("#action-previews img")
     page.click("#action-buttons button[data-action=resolve]")
-    expect(page.locator("#detail-status")).to_have_text("Đã xử lý")
+    expect(page.locator("#detail-status")).to_have_text("Đã xử lý xong")
     expect(page.locator(f"#alert-list li[data-alert-id='{own}']")).to_have_count(0)  # no longer open
     page.wait_for_selector("#detail-body .timeline img.evidence[src^='blob:']")
     assert "Đã huy động dân quân cưa cây" in page.text_content("#detail-body")

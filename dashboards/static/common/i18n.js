@@ -30,9 +30,9 @@ const strings = {
     "status.new": "Mới",
     "status.acknowledged": "Đã tiếp nhận",
     "status.in_progress": "Đang xử lý",
-    "status.resolved": "Đã xử lý",
+    "status.resolved": "Đã xử lý xong",
     "status.closed": "Đã đóng",
-    "status.dismissed": "Đã bỏ qua",
+    "status.dismissed": "Báo động giả",
     "presence.online": "Trực tuyến",
     "presence.offline": "Mất kết nối",
     "presence.unknown": "Chưa rõ",
@@ -140,18 +140,25 @@ export function bindLangToggle(button) {
   render();
 }
 
+// One date format on every screen (docs/glossary.md): 24-hour time first, then day/month/year with
+// slashes, in Asia/Ho_Chi_Minh, whatever the browser's locale would pick ("6/12/26" beside "06-12"
+// on one screen was the complaint). Built from parts so vi and en differ only in the weekday name.
+const PATTERNS = {
+  datetime: (p) => `${p.hour}:${p.minute} ${p.day}/${p.month}/${p.year}`,
+  short: (p) => `${p.hour}:${p.minute} ${p.day}/${p.month}`,
+  date: (p) => `${p.day}/${p.month}/${p.year}`,
+  time: (p) => `${p.hour}:${p.minute}:${p.second}`,
+  long: (p) => `${p.weekday}, ${p.day}/${p.month}/${p.year}`,
+};
 const formats = new Map();
-function formatter(kind) {
-  const key = `${current}:${kind}`;
+function formatter(withWeekday) {
+  const key = `${current}:${withWeekday}`;
   if (!formats.has(key)) {
     const options = {
-      datetime: { dateStyle: "short", timeStyle: "medium" },
-      date: { dateStyle: "medium" },
-      time: { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false },
-      short: { day: "2-digit", month: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false },
-      long: { weekday: "long", day: "2-digit", month: "2-digit", year: "numeric" },
-    }[kind];
-    formats.set(key, new Intl.DateTimeFormat(current === "vi" ? "vi-VN" : "en-GB", { ...options, timeZone: TIME_ZONE }));
+      day: "2-digit", month: "2-digit", year: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit",
+      hourCycle: "h23", timeZone: TIME_ZONE, ...(withWeekday ? { weekday: "long" } : {}),
+    };
+    formats.set(key, new Intl.DateTimeFormat(current === "vi" ? "vi-VN" : "en-GB", options));
   }
   return formats.get(key);
 }
@@ -160,11 +167,16 @@ function asDate(value) {
   return value instanceof Date ? value : new Date(value);
 }
 
-/** Format a time (Date or ISO string) in Asia/Ho_Chi_Minh. `kind`: datetime | date | time | short | long. */
+/** Format a time (Date or ISO string) in Asia/Ho_Chi_Minh. `kind`: datetime (14:07 06/12/2026) |
+ * short (14:07 06/12) | date (06/12/2026) | time (14:07:05) | long (Chủ Nhật, 06/12/2026). */
 export function formatDate(value, kind = "datetime") {
   if (value === null || value === undefined || value === "") return "";
   const date = asDate(value);
-  return Number.isNaN(date.getTime()) ? "" : formatter(kind).format(date);
+  if (Number.isNaN(date.getTime())) return "";
+  const parts = {};
+  for (const part of formatter(kind === "long").formatToParts(date)) parts[part.type] = part.value;
+  if (parts.weekday) parts.weekday = parts.weekday.charAt(0).toUpperCase() + parts.weekday.slice(1);
+  return (PATTERNS[kind] || PATTERNS.datetime)(parts);
 }
 
 /** "3 phút trước" / "3 minutes ago". */
