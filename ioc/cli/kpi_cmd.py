@@ -11,7 +11,7 @@ from rich.console import Console
 from ioc.cli import exit_codes
 
 app = typer.Typer(help="Sector KPIs: import dossier spreadsheets (docs/kpi.md).", no_args_is_help=True)
-console = Console()
+console = Console(highlight=False, soft_wrap=True)
 
 
 @app.command("import")
