@@ -47,7 +47,8 @@ GROUPS = [
     ("O4", 10, OFFICE, "Trực tiếp", "20/10/2026", "30/10/2026", "", "", "Chờ bổ sung", ""),  # awaiting, overdue
     ("O5", 10, OFFICE, "Trực tuyến", "21/10/2026", "05/11/2026", "", "", "Đang giải quyết", ""),  # in progress
     ("O6", 5, OFFICE, "Trực tiếp", "22/10/2026", "", "", "", "Từ chối", ""),  # refused, no date: flagged
-    ("O7", 5, OFFICE, "Trực tiếp", "23/10/2026 14:30", "23/10/2026", "23/10/2026", "", "Đã trả kết quả", ""),  # same day
+    # Received at 14:30, result dated the same day without a time: accepted, on time.
+    ("O7", 5, OFFICE, "Trực tiếp", "23/10/2026 14:30", "23/10/2026", "23/10/2026", "", "Đã trả kết quả", ""),
     # Communes (level commune), named as agencies, by code, or with the diacritic that tells them apart.
     ("L1", 30, "UBND xã Trà Leng", "Trực tiếp", "01/10/2026", "08/10/2026", "07/10/2026", "", "Đã giải quyết", "x"),
     ("L2", 30, "UBND xã Trà Leng", "Trực tuyến", "02/10/2026", "09/10/2026", "12/10/2026", "", "Đã giải quyết", ""),
@@ -79,7 +80,8 @@ OFFICE_OCT = {"received": 100, "received_online": 50, "received_direct": 50, "ca
 COMMUNES_OCT = {"received": 180, "received_online": 30, "carried_over": 30, "resolved": 165, "resolved_early": 75,
                 "resolved_on_time": 40, "resolved_late": 50, "refused": 5, "awaiting_supplement_at_end": 10,
                 "in_progress_at_end": 30, "open_at_end": 40, "open_overdue_at_end": 10, "digitised": 30,
-                "on_time_rate": 69.7, "digitised_rate": 18.2, "online_rate": 16.7, "paid_online_rate": None}  # fmt: skip
+                "on_time_rate": 69.7, "digitised_rate": 18.2, "online_rate": 16.7,
+                "paid_online_rate": None}  # fmt: skip
 # District: received 280, carried over 30, resolved 240 (early 115, on time 65, late 60): 180/240 = 75.0;
 # awaiting 20, in progress 40; refused 10; digitised 80/240 = 33.3; online 80/280 = 28.57 -> 28.6.
 DISTRICT_OCT = {"received": 280, "carried_over": 30, "resolved": 240, "resolved_early": 115, "resolved_on_time": 65,
@@ -144,7 +146,8 @@ def adopted(district: tuple[str, Path]) -> tuple[str, Path, str]:
     # The district's staff fill in the skeleton: two accounts (passwords from the environment).
     data = yaml.safe_load(config.read_text(encoding="utf-8"))
     data["users"] = [
-        {"username": "lanh-dao", "display_name": "Lãnh đạo huyện", "role": "leader", "password_env": "NTM_LEADER_PASSWORD"},
+        {"username": "lanh-dao", "display_name": "Lãnh đạo huyện", "role": "leader",
+         "password_env": "NTM_LEADER_PASSWORD"},
         {"username": "can-bo-tra-leng", "display_name": "Cán bộ xã Trà Leng", "role": "commune_officer",
          "unit": "tra-leng", "password_env": "NTM_OFFICER_PASSWORD"},
     ]  # fmt: skip
@@ -174,7 +177,8 @@ def test_the_import_lists_every_assumption_and_flags_undated_refusals(adopted) -
     assert re.search(r"units named by code, name or alias \(resolved to their id\): 330 row\(s\)", output)
     with psycopg.connect(url) as conn:
         units = dict(conn.execute("SELECT dossier_id, unit_id FROM dossier_events WHERE event = 'received'"
-                                  " AND dossier_id IN ('NTM-D1-000', 'NTM-N1-000', 'NTM-M1-000', 'NTM-O1-000')"))  # fmt: skip
+                                  " AND dossier_id IN ('NTM-D1-000', 'NTM-N1-000', 'NTM-M1-000',"
+                                  " 'NTM-O1-000')"))  # fmt: skip
         assert units == {"NTM-D1-000": "tra-don-20938", "NTM-N1-000": "tra-don-20956", "NTM-M1-000": "tra-mai",
                          "NTM-O1-000": "nam-tra-my"}  # fmt: skip
         assert conn.execute("SELECT count(*) FROM dossiers WHERE paid_online IS NULL").fetchone()[0] == TOTAL
@@ -222,7 +226,8 @@ def test_refusals_without_a_date_are_flagged_in_the_drill_down_in_local_time(cli
     assert listed["total"] == 10 and all(d["date_assumed"] for d in listed["items"])
     assert all(d["received_at"].endswith("+07:00") for d in listed["items"])
     same_day = client.get("/api/kpi/dossiers/list", params={**OCTOBER, "figure": "resolved_on_time",
-                                                              "unit": "nam-tra-my"}, headers=headers).json()  # fmt: skip
+                                                              "unit": "nam-tra-my"},
+                          headers=headers).json()  # fmt: skip
     assert same_day["total"] == 25
     o7 = [d for d in same_day["items"] if d["id"].startswith("NTM-O7")]
     assert len(o7) == 5 and o7[0]["resolved_at"] == "2026-10-23T14:30:00+07:00"
@@ -301,7 +306,8 @@ def test_config_check_without_polygons_exits_0_with_a_note(tmp_path: Path) -> No
     config = tmp_path / "khong-ranh-gioi.yaml"
     config.write_text(
         "id: thu\nname: Huyện Thử\nunits:\n  - {id: thu, name: Huyện Thử, level: district}\n"
-        "  - {id: xa-a, name: Xã A, level: commune, parent: thu}\n  - {id: xa-b, name: Xã B, level: commune, parent: thu}\n"
+        "  - {id: xa-a, name: Xã A, level: commune, parent: thu}\n"
+        "  - {id: xa-b, name: Xã B, level: commune, parent: thu}\n"
         "cameras:\n  - {id: cam-a, name: Cam A, unit: xa-a, site: school, position: {lat: 15.1, lon: 108.1},"
         " stream_url: 'rtsp://10.0.0.1/1'}\n",
         encoding="utf-8",

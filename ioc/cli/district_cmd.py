@@ -17,13 +17,21 @@ console = Console(highlight=False, soft_wrap=True)
 
 @app.command()
 def init(
-    boundaries: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="GeoJSON FeatureCollection of the "
-                                             "district's communes (OpenStreetMap or national export).")],  # fmt: skip
+    boundaries: Annotated[
+        Path,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="GeoJSON FeatureCollection of the district's communes (OpenStreetMap or national export).",
+        ),
+    ],  # fmt: skip
     out: Annotated[Path, typer.Option(help="The YAML to write; its geometry file is written beside it.")] = Path(
         "config/district.yaml"
     ),
     district_id: Annotated[str | None, typer.Option(help="Id of the district (default: from its name).")] = None,
-    district_name: Annotated[str | None, typer.Option(help="Name of the district, when the file has no outline.")] = None,
+    district_name: Annotated[
+        str | None, typer.Option(help="Name of the district, when the file has no outline.")
+    ] = None,
     name_key: Annotated[str | None, typer.Option(help="Feature property holding the name (default: guessed).")] = None,
     code_key: Annotated[str | None, typer.Option(help="Feature property holding the official code.")] = None,
 ) -> None:
@@ -88,5 +96,8 @@ def apply(
     for merge in result.merges:
         console.print(f"merge: {escape(merge)}")
     verb = "would change" if dry_run else "changed"
-    console.print(f"{escape(str(result.summary))}; {result.categories} report categories (read from the file); "
-                  f"{len(result.changes)} rows {verb}" + (" (dry run: nothing written)" if dry_run else ""))  # fmt: skip
+    note = " (dry run: nothing written)" if dry_run else ""
+    console.print(
+        f"{escape(str(result.summary))}; {result.categories} report categories (read from the file); "
+        f"{len(result.changes)} rows {verb}{note}"
+    )

@@ -108,8 +108,10 @@ def report(
     first_day: Annotated[str, typer.Option("--from", help="First local date (YYYY-MM-DD).")],
     last_day: Annotated[str, typer.Option("--to", help="Last local date, included (YYYY-MM-DD).")],
     fmt: Annotated[str, typer.Option("--format", help="xlsx, csv or md.")] = "md",
-    out: Annotated[Path | None, typer.Option(help="File to write (default: md to the screen; "
-                                             "xlsx/csv to bao-cao-ho-so-FROM-TO.<format>).")] = None,  # fmt: skip
+    out: Annotated[
+        Path | None,
+        typer.Option(help="File to write (default: md to the screen; xlsx/csv to bao-cao-ho-so-FROM-TO.<format>)."),
+    ] = None,  # fmt: skip
     unit: Annotated[list[str] | None, typer.Option(help="Only this unit: id, code, name or alias (repeat).")] = None,
 ) -> None:
     """The periodic one-stop report with Vietnamese labels: per unit, per level and per procedure, with

@@ -55,7 +55,7 @@ def slug(text: str) -> str:
 
 
 def split_name(raw: str) -> tuple[str, str | None, str | None]:
-    """"Xã Trà Leng" -> ("Trà Leng", "commune", "xã"); a name without a level word stays whole."""
+    """ "Xã Trà Leng" -> ("Trà Leng", "commune", "xã"); a name without a level word stays whole."""
     name = " ".join(nfc(raw).split())
     lowered = name.casefold()
     for word, level in sorted(PREFIXES, key=lambda p: -len(p[0])):
@@ -96,7 +96,7 @@ def build_skeleton(
         if geometry.geom_type not in ("Polygon", "MultiPolygon"):
             raise BoundaryError(f"features[{number}] ({raw_name}): a {geometry.geom_type}, not a polygon")
         name, level, word = split_name(str(raw_name))
-        level = OSM_LEVELS.get(str(props.get("admin_level", "")), None) if level is None else level
+        level = OSM_LEVELS.get(str(props.get("admin_level", ""))) if level is None else level
         code = _first(props, CODE_KEYS, code_key)
         unit: dict[str, Any] = {"id": slug(name), "name": name, "level": level or "commune"}
         if code not in (None, ""):
@@ -118,11 +118,18 @@ def build_skeleton(
     for index, unit in enumerate(units):
         if taken[unit["id"]] > 1:
             suffix = unit.get("code") or str(index + 1)
-            notes.append(f"{unit['name']}: another unit's name folds to '{unit['id']}'; id '{unit['id']}-{slug(suffix)}'")
+            notes.append(
+                f"{unit['name']}: another unit's name folds to '{unit['id']}'; id '{unit['id']}-{slug(suffix)}'"
+            )
             unit["id"] = f"{unit['id']}-{slug(suffix)}"
     if district is None:
         name = district_name or "Huyện"
-        district = {"id": district_id or slug(name), "name": name, "level": "district", "aliases": [f"UBND huyện {name}"]}
+        district = {
+            "id": district_id or slug(name),
+            "name": name,
+            "level": "district",
+            "aliases": [f"UBND huyện {name}"],
+        }
         shapes["__district__"] = shapely.union_all([shapes[f"u{i}"] for i in range(len(units))])
         notes.append("no district outline in the file: the district's polygon is the union of its units")
     else:
@@ -141,8 +148,13 @@ def build_skeleton(
         "geometry_file": geometry_file,
         "units": [district, *units],
         "integrations": [
-            {"id": "mot-cua", "name": "Hệ thống một cửa điện tử", "kind": "dossier", "unit": district["id"],
-             "expected_interval_s": 86400},
+            {
+                "id": "mot-cua",
+                "name": "Hệ thống một cửa điện tử",
+                "kind": "dossier",
+                "unit": district["id"],
+                "expected_interval_s": 86400,
+            },
         ],  # fmt: skip
         "report_categories": [],
         "users": [],

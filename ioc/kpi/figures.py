@@ -212,8 +212,11 @@ def level_totals(figures: dict[str, dict[str, Any]], levels: dict[str, tuple[str
     (everything). A rate of a total is computed from the summed counts, never averaged."""
     out: dict[str, dict[str, Any]] = {}
     for key in LEVEL_TOTALS:
-        chosen = [f for u, f in figures.items()
-                  if key == "district" or (ranking_group(levels.get(u, ("", ""))[1]) == "commune") == (key == "communes")]  # fmt: skip
+        chosen = [
+            f
+            for u, f in figures.items()
+            if key == "district" or (ranking_group(levels.get(u, ("", ""))[1]) == "commune") == (key == "communes")
+        ]
         out[key] = with_rates({name: sum(f[name] for f in chosen) for name in COUNTS})
         out[key]["units"] = len(chosen)
     return out

@@ -32,7 +32,6 @@ from ioc.kpi.dossiers import refresh
 from ioc.storage.timeseries import ensure_months, month_start
 from ioc.text import fold
 
-
 RETENTION_SETTING = "IOC_DOSSIER_RETENTION_DAYS"
 _END_OF_DAY = time(23, 59, 59)
 

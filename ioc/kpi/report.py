@@ -99,8 +99,9 @@ def build_report(
         "to": last_day,
         "columns": [{"key": k, "group": g, "label": label} for k, g, label in COLUMNS],
         "rows": rows,
-        "procedures": [_row(code or "(không có mã)", f, kind="procedure", procedure_code=code)
-                       for code, f in procedures.items()],  # fmt: skip
+        "procedures": [
+            _row(code or "(không có mã)", f, kind="procedure", procedure_code=code) for code, f in procedures.items()
+        ],  # fmt: skip
         "totals": totals,
         "definitions": {k: {"label": v[0], "definition": v[2], "formula": v[3]} for k, v in DEFINITIONS.items()},
         "rules": COMMON_RULES,
@@ -137,8 +138,8 @@ def to_markdown(report: dict[str, Any]) -> str:
         cells = [str(row.get("number", "")), label, str(row.get("rank") or "")]
         lines.append("| " + " | ".join(cells + [str(_cell(row["values"][c["key"]])) for c in columns]) + " |")
     if report["procedures"]:
-        lines += ["", "## Theo thủ tục", "", "| Mã thủ tục | Tiếp nhận | Đã giải quyết | Đúng hạn (%) | Trực tuyến (%) |",
-                  "|---|---|---|---|---|"]  # fmt: skip
+        lines += ["", "## Theo thủ tục", ""]
+        lines += ["| Mã thủ tục | Tiếp nhận | Đã giải quyết | Đúng hạn (%) | Trực tuyến (%) |", "|---|---|---|---|---|"]
         for row in report["procedures"]:
             v = row["values"]
             lines.append(f"| {row['label']} | {v['received']} | {v['resolved']} | {_cell(v['on_time_rate'])} | "
