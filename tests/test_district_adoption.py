@@ -33,8 +33,9 @@ DATA = Path(__file__).parent / "data"
 PASSWORD = "mật khẩu lãnh đạo 2026"
 OCTOBER = {"from": "2026-10-01", "to": "2026-10-31"}
 OFFICE = "Bộ phận một cửa huyện Nam Trà My"
-HEADER = ["STT", "Số hồ sơ", "Tên thủ tục", "Mã thủ tục", "Đơn vị tiếp nhận", "Hình thức nộp", "Ngày tiếp nhận",
-          "Ngày hẹn trả", "Ngày trả kết quả", "Ngày yêu cầu bổ sung", "Trạng thái", "Số hóa kết quả"]  # fmt: skip
+HEADER = ["STT", "Số hồ sơ", "Tên thủ tục", "Mã thủ tục", "Mức độ", "Đơn vị tiếp nhận", "Hình thức nộp",
+          "Ngày tiếp nhận", "Ngày hẹn trả", "Ngày trả kết quả", "Ngày yêu cầu bổ sung", "Trạng thái",
+          "Số hóa kết quả"]  # fmt: skip
 
 # (prefix, n, unit as the sheet names it, channel, received, due, result, supplement asked, status, digitised)
 # fmt: off
@@ -103,8 +104,9 @@ def _sheet() -> bytes:
             number += 1
             code = "1.004227" if unit == OFFICE else "2.000908"
             name = "Đăng ký khai sinh" if unit == OFFICE else "Chứng thực bản sao từ bản chính"
-            sheet.append([number, f"NTM-{prefix}-{i:03d}", name, code, unit, channel, received, due, result, asked,
-                          status, digitised])  # fmt: skip
+            level = "Toàn trình" if unit == OFFICE else "Một phần"
+            sheet.append([number, f"NTM-{prefix}-{i:03d}", name, code, level, unit, channel, received, due, result,
+                          asked, status, digitised])  # fmt: skip
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
@@ -262,8 +264,14 @@ def test_the_xlsx_report_read_back_has_the_hand_computed_figures(client: TestCli
     assert value(communes, "Tỷ lệ (%)", "Số hóa kết quả") == 18.2
     assert value(office, "Từ chối, rút hồ sơ", "Từ chối") == 5 and office[2] == 1  # rank among offices
     assert by_name["Trà Don"][2] == 1 and by_name["Trà Mai"][2] == 1 and by_name["Trà Dơn"][2] == 3
-    procedures = load_workbook(io.BytesIO(response.content))["Theo thủ tục"]
-    assert {r[0] for r in procedures.iter_rows(min_row=2, values_only=True)} == {"1.004227", "2.000908"}
+    procedures = {r[0]: r for r in load_workbook(io.BytesIO(response.content))["Theo thủ tục"].iter_rows(
+        min_row=2, max_row=3, values_only=True)}  # fmt: skip
+    assert set(procedures) == {"1.004227", "2.000908"}
+    # Per procedure: 1.004227 is the office's (received 100), 2.000908 the communes' (received 180).
+    assert procedures["1.004227"][1:4] == ("Đăng ký khai sinh", "Toàn trình", 100)
+    assert procedures["2.000908"][3] == 180 + 30  # total received = received + carried over
+    report = client.get("/api/kpi/report", params=OCTOBER, headers=headers).json()
+    assert report["procedures_online"] == {"known": 2, "full": 1, "partial": 1}
     md = client.get("/api/kpi/report", params={**OCTOBER, "format": "md"}, headers=headers)
     assert md.status_code == 200 and "Toàn huyện" in md.text and "Chờ bổ sung" in md.text
 

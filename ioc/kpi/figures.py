@@ -222,6 +222,34 @@ def level_totals(figures: dict[str, dict[str, Any]], levels: dict[str, tuple[str
     return out
 
 
+def procedure_details(
+    conn: psycopg.Connection, start: datetime, end: datetime, unit_ids: list[str] | None = None
+) -> dict[str, dict[str, str | None]]:
+    """procedure code -> its name and online level ("Mức độ": toàn trình, một phần...) as the source
+    gave them on the ``received`` events of ``[start, end)``; empty when the source has none."""
+    rows = conn.execute(
+        "SELECT payload->>'procedure_code', max(payload->>'procedure_name'), max(payload->>'online_level')"
+        f" FROM dossier_events WHERE event = 'received' AND time >= %(start)s AND time < %(end)s AND {_UNITS}"
+        " AND (payload ? 'procedure_name' OR payload ? 'online_level') GROUP BY 1",
+        _params(start, end, unit_ids),
+    ).fetchall()
+    return {code or "": {"name": name, "online_level": level} for code, name, level in rows}
+
+
+def online_level_kind(level: str | None) -> str | None:
+    """``full`` (toàn trình, level 4), ``partial`` (một phần, level 3), ``none`` or None (not given)."""
+    from ioc.text import fold
+
+    text = fold(level or "")
+    if not text:
+        return None
+    if "toan trinh" in text or text in ("4", "muc do 4"):
+        return "full"
+    if "mot phan" in text or text in ("3", "muc do 3"):
+        return "partial"
+    return "none"
+
+
 def procedure_figures(
     conn: psycopg.Connection, start: datetime, end: datetime, unit_ids: list[str] | None = None
 ) -> dict[str, dict[str, Any]]:

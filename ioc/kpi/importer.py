@@ -260,7 +260,9 @@ def _row_events(cell: Any, label: dict[str, str], mapping: Mapping, resolver: Un
         awaiting = received
         tally.add("awaiting a supplement without a request date: waiting since the receipt")
     source = {"source": "import"}
-    received_payload = {"event": "received", "channel": channel, "procedure_code": cell("procedure_code"),
+    code = cell("procedure_code")
+    received_payload = {"event": "received", "channel": channel,
+                        "procedure_code": str(code).strip() if code not in (None, "") else None,
                         "due_at": due.isoformat() if due else None, **source}  # fmt: skip
     for extra in ("procedure_name", "online_level"):
         if cell(extra) not in (None, ""):

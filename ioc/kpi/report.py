@@ -26,6 +26,8 @@ from ioc.kpi.figures import (
     compare,
     level_totals,
     local_period,
+    online_level_kind,
+    procedure_details,
     procedure_figures,
     ranking_group,
     unit_levels,
@@ -93,6 +95,13 @@ def build_report(
             rows.append(_row(f"Cộng: {LEVEL_TOTALS[total_key]}", totals[total_key], kind="level", level=total_key))
     rows.append(_row(LEVEL_TOTALS["district"], totals["district"], kind="total", level="district"))
     procedures = procedure_figures(conn, *local_period(first_day, last_day), unit_ids)
+    details = procedure_details(conn, *local_period(first_day, last_day), unit_ids)
+    kinds = [online_level_kind(details.get(code, {}).get("online_level")) for code in procedures]
+    online = {
+        "known": sum(1 for k in kinds if k is not None),
+        "full": kinds.count("full"),
+        "partial": kinds.count("partial"),
+    }
     return {
         "title": TITLE,
         "from": first_day,
@@ -100,8 +109,18 @@ def build_report(
         "columns": [{"key": k, "group": g, "label": label} for k, g, label in COLUMNS],
         "rows": rows,
         "procedures": [
-            _row(code or "(không có mã)", f, kind="procedure", procedure_code=code) for code, f in procedures.items()
+            _row(
+                code or "(không có mã)",
+                f,
+                kind="procedure",
+                procedure_code=code,
+                name=details.get(code, {}).get("name"),
+                online_level=details.get(code, {}).get("online_level"),
+            )
+            for code, f in procedures.items()
         ],  # fmt: skip
+        # Procedures offered online (toàn trình / một phần), when the source gives their level.
+        "procedures_online": online if online["known"] else None,
         "totals": totals,
         "definitions": {k: {"label": v[0], "definition": v[2], "formula": v[3]} for k, v in DEFINITIONS.items()},
         "rules": COMMON_RULES,
@@ -139,11 +158,17 @@ def to_markdown(report: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(cells + [str(_cell(row["values"][c["key"]])) for c in columns]) + " |")
     if report["procedures"]:
         lines += ["", "## Theo thủ tục", ""]
-        lines += ["| Mã thủ tục | Tiếp nhận | Đã giải quyết | Đúng hạn (%) | Trực tuyến (%) |", "|---|---|---|---|---|"]
+        lines += ["| Mã thủ tục | Tên thủ tục | Mức độ | Tiếp nhận | Đã giải quyết | Đúng hạn (%) | Trực tuyến (%) |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
         for row in report["procedures"]:
             v = row["values"]
-            lines.append(f"| {row['label']} | {v['received']} | {v['resolved']} | {_cell(v['on_time_rate'])} | "
+            lines.append(f"| {row['label']} | {row.get('name') or ''} | {row.get('online_level') or ''} | "
+                         f"{v['received']} | {v['resolved']} | {_cell(v['on_time_rate'])} | "
                          f"{_cell(v['online_rate'])} |")  # fmt: skip
+        if report["procedures_online"]:
+            o = report["procedures_online"]
+            lines += ["", f"Thủ tục cung cấp trực tuyến: toàn trình {o['full']}, một phần {o['partial']} "
+                          f"(trên {o['known']} thủ tục có thông tin mức độ)."]  # fmt: skip
     lines += ["", "## Cách tính", ""]
     lines += [f"- **{d['label']}**: {d['definition']} `{d['formula']}`" for d in report["definitions"].values()]
     lines += ["", report["rules"], ""]
@@ -197,9 +222,15 @@ def to_xlsx(report: dict[str, Any]) -> bytes:
     sheet.freeze_panes = "D6"
 
     procedures = book.create_sheet("Theo thủ tục")
-    procedures.append(["Mã thủ tục", *(f"{c['group']}: {c['label']}" for c in columns)])
+    procedures.append(["Mã thủ tục", "Tên thủ tục", "Mức độ", *(f"{c['group']}: {c['label']}" for c in columns)])
     for row in report["procedures"]:
-        procedures.append([row["label"], *(_cell(row["values"][c["key"]]) for c in columns)])
+        procedures.append([row["label"], row.get("name"), row.get("online_level"),
+                           *(_cell(row["values"][c["key"]]) for c in columns)])  # fmt: skip
+    if report["procedures_online"]:
+        o = report["procedures_online"]
+        procedures.append([])
+        procedures.append([f"Thủ tục cung cấp trực tuyến: toàn trình {o['full']}, một phần {o['partial']} "
+                           f"(trên {o['known']} thủ tục có thông tin mức độ)"])  # fmt: skip
     explained = book.create_sheet("Cách tính")
     explained.append(["Chỉ tiêu", "Định nghĩa", "Công thức"])
     for definition in report["definitions"].values():
