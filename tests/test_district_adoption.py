@@ -323,3 +323,27 @@ def test_config_check_without_polygons_exits_0_with_a_note(tmp_path: Path) -> No
     result = CliRunner().invoke(cli, ["config", "check", str(config)])
     assert result.exit_code == 0, result.output
     assert "OK" in result.output and "3 of 3 units have no polygon" in result.output
+
+
+def test_a_dated_merge_is_applied_with_its_diff_and_old_records_keep_their_unit(adopted) -> None:
+    url, home, _ = adopted
+    config = home / "nam-tra-my.yaml"
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    for unit in data["units"]:
+        if unit["id"] == "tra-leng":  # merged into Trà Tập from 1 December 2026
+            unit.update(valid_to="2026-12-01", successor="tra-tap")
+        if unit["id"] == "tra-tap":
+            unit.setdefault("former_names", []).append({"name": "Trà Leng", "valid_from": "2026-12-01"})
+    data["users"][1]["unit"] = "tra-tap"  # the officer moves with the merge
+    merged = home / "nam-tra-my-2026-12.yaml"
+    merged.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    with fast_hashing():
+        dry = _run("district", "apply", str(merged), "--dry-run")
+        assert "merge: tra-leng -> tra-tap from 2026-12-01" in dry
+        assert "~ unit tra-leng: valid_to: None -> '2026-12-01'; successor_id: None -> 'tra-tap'" in dry
+        assert "~ user can-bo-tra-leng: unit_id: 'tra-leng' -> 'tra-tap'" in dry
+        _run("district", "apply", str(merged))
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT successor_id FROM units WHERE id = 'tra-leng'").fetchone()[0] == "tra-tap"
+        # Records keep the unit they had: the October dossiers of Trà Leng are still Trà Leng's.
+        assert conn.execute("SELECT count(*) FROM dossiers WHERE unit_id = 'tra-leng'").fetchone()[0] == 80
