@@ -276,6 +276,21 @@ def test_the_xlsx_report_read_back_has_the_hand_computed_figures(client: TestCli
     assert md.status_code == 200 and "Toàn huyện" in md.text and "Chờ bổ sung" in md.text
 
 
+def test_the_report_command_writes_the_same_figures(adopted, tmp_path: Path) -> None:
+    import csv
+
+    out = tmp_path / "bao-cao.csv"
+    _run("kpi", "report", "--from", "2026-10-01", "--to", "2026-10-31", "--format", "csv", "--out", str(out))
+    rows = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8-sig"))))
+    header, by_name = rows[0], {r[1]: r for r in rows[1:]}
+    total = by_name["Toàn huyện"]
+    assert total[header.index("Số hồ sơ đã giải quyết: Tổng số")] == "240"
+    assert total[header.index("Tỷ lệ (%): Đúng hạn")] == "75.0"
+    assert total[header.index("Tỷ lệ (%): Thanh toán trực tuyến")] == "chưa có dữ liệu"
+    only = _run("kpi", "report", "--from", "2026-10-01", "--to", "2026-10-31", "--unit", "UBND xã Trà Dơn")
+    assert "| Trà Dơn |" in only and "Trà Don |" not in only
+
+
 def test_maintenance_keeps_every_event_and_refold_says_what_it_checked(adopted) -> None:
     url = adopted[0]
     with psycopg.connect(url) as conn:
