@@ -94,7 +94,9 @@ def build_skeleton(
         except (AttributeError, TypeError, ValueError, shapely.errors.GEOSException) as exc:
             raise BoundaryError(f"features[{number}] ({raw_name}): not a geometry: {exc}") from exc
         if geometry.geom_type not in ("Polygon", "MultiPolygon"):
-            raise BoundaryError(f"features[{number}] ({raw_name}): a {geometry.geom_type}, not a polygon")
+            # OpenStreetMap exports carry the admin centres (points) and borders (lines) too.
+            notes.append(f"features[{number}] ({raw_name}): a {geometry.geom_type}, not a boundary; skipped")
+            continue
         name, level, word = split_name(str(raw_name))
         level = OSM_LEVELS.get(str(props.get("admin_level", ""))) if level is None else level
         code = _first(props, CODE_KEYS, code_key)
