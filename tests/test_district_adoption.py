@@ -362,3 +362,29 @@ def test_a_dated_merge_is_applied_with_its_diff_and_old_records_keep_their_unit(
         assert conn.execute("SELECT successor_id FROM units WHERE id = 'tra-leng'").fetchone()[0] == "tra-tap"
         # Records keep the unit they had: the October dossiers of Trà Leng are still Trà Leng's.
         assert conn.execute("SELECT count(*) FROM dossiers WHERE unit_id = 'tra-leng'").fetchone()[0] == 80
+
+
+def test_with_a_dossier_retention_maintenance_drops_old_events_but_never_the_figures(
+    adopted, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = adopted[0]
+    march_2023 = {"from": "2023-03-01", "to": "2023-03-31"}
+    headers = _leader(client)
+    before = client.get("/api/kpi/dossiers", params=march_2023, headers=headers).json()["units"]["tra-leng"]
+    assert (before["received"], before["resolved"], before["resolved_early"]) == (20, 20, 20)
+    monkeypatch.setenv("IOC_DOSSIER_RETENTION_DAYS", "730")
+    get_settings.cache_clear()
+    try:
+        out = _run("db", "maintain")
+        assert "dossier_events_p202303" in out  # past the retention the district chose: dropped
+        checked = _run("kpi", "check", "--from", "2023-03-01", "--to", "2023-03-31", "--refold")
+        # The 2023 dossiers are no longer checked against their (dropped) events, and the rollup still
+        # equals the dossiers.
+        found = re.search(r"checked (\d+) of (\d+) dossiers; 0 rows differ", checked)
+        assert found and int(found[1]) == int(found[2]) - 20, checked
+    finally:
+        get_settings.cache_clear()
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM dossier_events WHERE dossier_id LIKE 'NTM-H1-%'").fetchone()[0] == 0
+    after = client.get("/api/kpi/dossiers", params=march_2023, headers=headers).json()["units"]["tra-leng"]
+    assert after == before
