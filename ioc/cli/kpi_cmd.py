@@ -54,7 +54,7 @@ def import_sheet(
 def check(
     first_day: Annotated[str, typer.Option("--from", help="First local date (YYYY-MM-DD).")],
     last_day: Annotated[str, typer.Option("--to", help="Last local date, included (YYYY-MM-DD).")],
-    unit: Annotated[list[str] | None, typer.Option(help="Only this unit (repeat for several).")] = None,
+    unit: Annotated[list[str] | None, typer.Option(help="Only this unit: id, code, name or alias (repeat).")] = None,
     refold: Annotated[bool, typer.Option(help="Also re-fold the dossiers within retention from their events.")] = False,
     repair: Annotated[bool, typer.Option(help="Re-fold stale dossiers and rebuild a disagreeing rollup.")] = False,
 ) -> None:
@@ -92,7 +92,13 @@ def check(
             problems += len(stale)
             if stale and repair:
                 console.print(f"re-folded from their events: {refresh(conn, stale)} dossiers")
-        found = differences(conn, first, last, unit or None)
+        from ioc.district.aliases import UnitResolver, UnknownUnit
+
+        try:  # a unit by its id, code, name or alias
+            units = UnitResolver.from_database(conn).resolve_all(unit) if unit else None
+        except UnknownUnit as exc:
+            raise typer.BadParameter(str(exc), param_hint="--unit") from exc
+        found = differences(conn, first, last, units)
         for unit_id, figure, rolled, raw in found:
             console.print(f"  [red]{unit_id}[/red] {figure}: rollup {rolled}, raw {raw}")
         console.print(f"{first}..{last}: {len(found)} figures differ between the rollup and the raw recomputation")
