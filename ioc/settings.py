@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     )
     telemetry_retention_days: int = Field(default=90, ge=1, description="Retention of raw telemetry.")
     events_retention_days: int = Field(default=730, ge=1, description="Retention of device and camera events.")
+    dossier_retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="Retention of dossier events (the history behind the one-stop figures); unset: kept for ever. "
+        "An import of older rows is refused naming this setting.",
+    )
     secret_key: SecretStr | None = Field(
         default=None,
         description="Signing key for access tokens. Required in production; `ioc up` generates a throw-away "

@@ -91,7 +91,9 @@ def test_hand_computed_october_figures(db: psycopg.Connection) -> None:
     assert a["digitised_rate"] == 0.0
     assert (b["received"], b["received_postal"], b["refused"], b["resolved"]) == (2, 1, 1, 0)
     assert b["on_time_rate"] is None  # nothing resolved: no data, not 0 %
-    assert (b["digitised"], b["open_at_end"]) == (1, 1)  # B2 received 23:59 on the 31st counts in October
+    # Digitised is counted among the resolved (official definition since #20): B2 is digitised but not
+    # resolved, so B has no digitised result and no rate; B2 still counts as open at the end of October.
+    assert (b["digitised"], b["digitised_rate"], b["open_at_end"]) == (0, None, 1)
     # C1 was resolved an hour before its due time on the due day: on time, not early (docs/kpi.md).
     assert (c["received"], c["carried_over"], c["resolved"], c["resolved_early"], c["resolved_on_time"]) == (
         0, 1, 1, 0, 1,

@@ -97,3 +97,19 @@ def test_xlsx_with_real_dates_imports_the_same_way(db: psycopg.Connection) -> No
     assert db.execute("SELECT paid_online, digitised, channel FROM dossiers WHERE id = 'XL-1'").fetchone() == (
         True, False, "online",
     )  # fmt: skip
+
+
+def test_rows_older_than_the_dossier_retention_are_refused_naming_the_setting(db: psycopg.Connection) -> None:
+    db.execute("INSERT INTO units (id, name, name_search, level) VALUES ('imp-xa', 'Xã nhập', 'xa nhap', 'commune')"
+               " ON CONFLICT DO NOTHING")  # fmt: skip
+    now = datetime.now(UTC)
+    old = (now - timedelta(days=3 * 365)).strftime("%d/%m/%Y")
+    recent = (now - timedelta(days=3)).strftime("%d/%m/%Y")
+    data = (f"Số hồ sơ;Mã đơn vị;Ngày tiếp nhận\nOLD-1;imp-xa;{old}\nNEW-1;imp-xa;{recent}\n").encode()
+    kept_for_a_year = import_dossiers(db, data, "cu.csv", MAPPING, now=now, retention_days=365)
+    assert kept_for_a_year.kept == 1
+    [(number, reason)] = kept_for_a_year.bad
+    assert number == 2 and "IOC_DOSSIER_RETENTION_DAYS" in reason and "365 days" in reason
+    # Unset (the default): the history is kept, the old row is imported.
+    kept_for_ever = import_dossiers(db, data, "cu.csv", MAPPING, now=now, retention_days=None)
+    assert (kept_for_ever.kept, kept_for_ever.bad) == (2, [])

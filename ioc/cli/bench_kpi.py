@@ -64,14 +64,15 @@ WITH draw AS (
     FROM timed
 )
 INSERT INTO dossiers (id, unit_id, procedure_code, channel, received_at, due_at, status, resolved_at, finished_at,
-                      paid_online, digitised, rated_at, satisfied)
+                      paid_online, digitised, rated_at, satisfied, awaiting_since)
 SELECT 'B' || g, unit_id, '1.00' || (1000 + g %% 400), channel, received_at, due_at, status,
        CASE WHEN status = 'resolved' THEN resolution END,
        CASE WHEN status = 'resolved' THEN resolution
             WHEN status IN ('refused', 'withdrawn') THEN received_at + r_speed * interval '5 days' END,
        channel = 'online' AND r_pay < 0.6, r_digit < 0.7,
        CASE WHEN status = 'resolved' AND r_rate < 0.4 THEN resolution + interval '1 hour' END,
-       CASE WHEN status = 'resolved' AND r_rate < 0.4 THEN r_verdict < 0.85 END
+       CASE WHEN status = 'resolved' AND r_rate < 0.4 THEN r_verdict < 0.85 END,
+       CASE WHEN status = 'awaiting_supplement' THEN received_at + interval '1 hour' END  -- as its events say
 FROM outcome
 """
 

@@ -64,6 +64,14 @@ def check(file: FileArg = None) -> None:
         f"{len(district.users)} seed users",
     ]
     console.print(f"[green]OK[/green]: {escape(district.name)}: {', '.join(counts)}")
+    without = [u.id for u in district.units if u.polygon is None]
+    if without:
+        # Polygons are optional: without one, a unit is not found by position (map, reports by GPS).
+        console.print(
+            f"note: {len(without)} of {len(district.units)} units have no polygon (optional; positions in them "
+            f"are not checked and cannot be placed on the map): {escape(', '.join(without[:10]))}"
+            + (" ..." if len(without) > 10 else "")
+        )
 
 
 @app.command("show-units")

@@ -8,7 +8,7 @@ from rich.console import Console
 from ioc.cli import exit_codes
 
 app = typer.Typer(help="Database schema and maintenance.", no_args_is_help=True)
-console = Console()
+console = Console(highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import typer
 
+import ioc.cli.district_cmd as district_cmd
 from ioc.cli import bench, config_cmd, db_cmd, detect_cmd, ingest_cmd, kpi_cmd, radio_cmd, sentiment_cmd, users_cmd
 from ioc.cli.broker_cmd import app as broker_app
 from ioc.cli import incidents_cmd
@@ -32,6 +33,7 @@ app.add_typer(sentiment_cmd.app, name="sentiment")
 app.add_typer(radio_cmd.app, name="radio")
 app.add_typer(broker_app, name="broker")
 app.add_typer(incidents_cmd.app, name="incidents")
+app.add_typer(district_cmd.app, name="district")
 register_processes(app)
 ingest_cmd.register(app)
 detect_cmd.register(app)

@@ -320,6 +320,7 @@ def _check_units(parts: _Parts) -> tuple[list[ConfigError], dict[str, BaseGeomet
     by_id = {u.id: (i, u) for i, u in parts.units}
     known = parts.declared_units
     errors += _duplicates((f"units[{i}].id", u.id) for i, u in parts.units)
+    errors += _duplicates(((f"units[{i}].code", u.code) for i, u in parts.units if u.code), "code")
     for i, unit in parts.units:
         if unit.parent is not None and unit.parent not in known:
             errors.append(ConfigError(f"units[{i}].parent", _unknown("unit", unit.parent, known)))
@@ -381,7 +382,9 @@ def _overlaps(shaped: list[tuple[int, Unit]], shapes: dict[str, BaseGeometry]) -
     """
     parents = {u.parent for _, u in shaped}
     geoms = [shapes[u.id] for _, u in shaped]
-    errors = []
+    errors: list[ConfigError] = []
+    if len(geoms) < 2:  # nothing can overlap; STRtree.query also refuses an empty list (TypeError)
+        return errors
     for a, b in zip(*shapely.STRtree(geoms).query(geoms, predicate="intersects"), strict=True):
         (ia, ua), (ib, ub) = shaped[a], shaped[b]
         if ia >= ib or not _periods_meet(ua, ub):

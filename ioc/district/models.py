@@ -79,6 +79,10 @@ class Unit(Model):
     level: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
     parent: Slug | None = None
     code: str | None = Field(default=None, description="Official administrative code, when known.")
+    aliases: list[Name] = Field(
+        default_factory=list,
+        description="Other names the unit goes by in sheets and messages (agency names such as 'UBND xã Trà Sơn').",
+    )
     polygon: Geometry | None = None
     valid_from: date | None = None
     valid_to: date | None = None

@@ -96,7 +96,7 @@ def _parents_first(units: list[Unit]) -> list[Unit]:
 
 def _seed_units(conn: psycopg.Connection, district: District, summary: SeedSummary) -> None:
     for unit in _parents_first(district.units):
-        properties = {**unit.properties, "name_en": unit.name_en, "code": unit.code}
+        properties = {**unit.properties, "name_en": unit.name_en, "code": unit.code, "aliases": unit.aliases or None}
         row = {
             "id": unit.id,
             "name": nfc(unit.name),

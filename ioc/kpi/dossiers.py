@@ -32,7 +32,8 @@ ORDER = {e: i for i, e in enumerate(("received", "supplement_requested", "supple
 _ROLLUP_LOCK = 0x10C_D055
 # The columns of a `dossiers` row that the fold decides.
 _STATE_COLUMNS = ("unit_id", "procedure_code", "channel", "received_at", "due_at", "status", "resolved_at",
-                  "finished_at", "paid_online", "digitised", "rated_at", "satisfied")  # fmt: skip
+                  "finished_at", "paid_online", "digitised", "rated_at", "satisfied", "awaiting_since",
+                  "date_assumed")  # fmt: skip
 
 
 @dataclass
@@ -46,10 +47,12 @@ class DossierState:
     status: str = "received"
     resolved_at: datetime | None = None
     finished_at: datetime | None = None
-    paid_online: bool = False
-    digitised: bool = False
+    paid_online: bool | None = False  # None: the source does not say (a sheet without the column)
+    digitised: bool | None = False
     rated_at: datetime | None = None
     satisfied: bool | None = None
+    awaiting_since: datetime | None = None  # when the current wait for a citizen's supplement began
+    date_assumed: bool = False  # a final date the source did not give was assumed (docs/kpi.md)
 
 
 def fold(dossier_id: str, events: Iterable[tuple[datetime, str, str, dict[str, Any]]]) -> DossierState:
@@ -64,19 +67,28 @@ def fold(dossier_id: str, events: Iterable[tuple[datetime, str, str, dict[str, A
             state.procedure_code = payload.get("procedure_code") or state.procedure_code
             if payload.get("due_at"):
                 state.due_at = datetime.fromisoformat(payload["due_at"])
+            for flag in payload.get("unknown") or ():  # columns the sheet lacks: no data, not "no"
+                if flag in ("paid_online", "digitised") and getattr(state, flag) is False:
+                    setattr(state, flag, None)
             if state.status not in FINAL:
                 state.status = "received"
         elif event == "supplement_requested" and state.status not in FINAL:
             state.status = "awaiting_supplement"
+            state.awaiting_since = at
         elif event == "supplemented" and state.status not in FINAL:
             state.status = "in_progress"
+            state.awaiting_since = None
         elif event in ("refused", "withdrawn"):
             state.status = event
             state.finished_at = at
             state.resolved_at = None
+            state.awaiting_since = None
+            state.date_assumed = bool(payload.get("date_assumed"))
         elif event == "resolved":
             state.status = "resolved"
             state.resolved_at = state.finished_at = at
+            state.awaiting_since = None
+            state.date_assumed = bool(payload.get("date_assumed"))
         elif event == "paid_online":
             state.paid_online = True
         elif event == "digitised":
@@ -103,7 +115,7 @@ def refresh(conn: psycopg.Connection, dossier_ids: Iterable[str]) -> int:
         return 0
     columns = ("id", *_STATE_COLUMNS)
     types = ("text", "text", "text", "text", "timestamptz", "timestamptz", "text", "timestamptz", "timestamptz",
-             "boolean", "boolean", "timestamptz", "boolean")  # fmt: skip
+             "boolean", "boolean", "timestamptz", "boolean", "timestamptz", "boolean")  # fmt: skip
     arrays = [[getattr(s, c) for s in states] for c in columns]
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ROLLUP_LOCK,))
     before = dict(conn.execute("SELECT id, unit_id FROM dossiers WHERE id = ANY(%s)", ([s.id for s in states],)))
@@ -124,20 +136,31 @@ def refresh(conn: psycopg.Connection, dossier_ids: Iterable[str]) -> int:
     return len(states)
 
 
-def stale_dossiers(conn: psycopg.Connection, kept_since: datetime, chunk: int = 5000) -> list[str]:
+def stale_dossiers(conn: psycopg.Connection, kept_since: datetime | None, chunk: int = 5000) -> list[str]:
     """Dossiers whose ``dossiers`` row is not the fold of their stored events (or is missing): what
     ``ioc kpi check --refold`` reports. Reads the events in chunks of dossiers, in id order.
 
     Only dossiers whose events all lie after ``kept_since`` (now minus the events' retention) are
     checked: older events may have been dropped with their partition while the dossier row keeps
-    what they said, and re-folding what is left would be wrong, not a repair."""
+    what they said, and re-folding what is left would be wrong, not a repair. ``kept_since`` None: the
+    dossier events are kept for ever (the default, ``IOC_DOSSIER_RETENTION_DAYS`` unset), all are checked."""
+    return stale_and_checked(conn, kept_since, chunk)[0]
+
+
+def stale_and_checked(
+    conn: psycopg.Connection, kept_since: datetime | None, chunk: int = 5000
+) -> tuple[list[str], int]:
+    """:func:`stale_dossiers` and how many dossiers were checked (a check of nothing must say so)."""
     ids = [
         r[0]
         for r in conn.execute(
-            "SELECT dossier_id FROM dossier_events GROUP BY 1 HAVING min(time) >= %s ORDER BY 1", (kept_since,)
+            "SELECT dossier_id FROM dossier_events GROUP BY 1 HAVING %(since)s::timestamptz IS NULL"
+            " OR min(time) >= %(since)s ORDER BY 1",
+            {"since": kept_since},
         ).fetchall()
     ]
-    return [stale for i in range(0, len(ids), chunk) for stale in stale_among(conn, ids[i : i + chunk])]
+    stale = [stale for i in range(0, len(ids), chunk) for stale in stale_among(conn, ids[i : i + chunk])]
+    return stale, len(ids)
 
 
 def stale_among(conn: psycopg.Connection, ids: list[str]) -> list[str]:

@@ -37,19 +37,21 @@ FLOWS: dict[str, str] = {
     for name in ("received", "received_direct", "received_online", "received_postal", "resolved", "resolved_early",
                  "resolved_on_time", "resolved_late", "refused", "withdrawn", "paid_online", "digitised", "rated",
                  "rated_satisfied")
-}  # fmt: skip
+} | {"paid_online_known": "paid_known", "digitised_known": "digitised_known"}  # fmt: skip
 #: Stock figures at an instant: (expression, days summed), cumulative over the days before the
 #: period's first day (at its start) or up to its last day (at its end). docs/kpi.md proves them.
 STOCKS: dict[str, tuple[str, str]] = {
     "carried_over": ("received - closed", "day < %(first)s"),
     "open_at_end": ("received - closed", "day <= %(last)s"),
+    "awaiting_supplement_at_end": ("awaiting", "day <= %(last)s"),
+    "in_progress_at_end": ("received - closed - awaiting", "day <= %(last)s"),
     "open_overdue_at_end": ("due_received - due_closed", "day <= %(last)s"),
 }
 if set(FLOWS) | set(STOCKS) != set(COUNTS):  # a figure added to FIGURES needs its rollup form too
     raise RuntimeError(f"figures without a rollup form: {sorted(set(COUNTS) - set(FLOWS) - set(STOCKS))}")
 
 #: The rollup's counter columns (migration 0012).
-COLUMNS = (*FLOWS.values(), "closed", "due_received", "due_closed")
+COLUMNS = (*FLOWS.values(), "closed", "due_received", "due_closed", "awaiting")
 
 _SELECTED = {
     **{name: f"sum({column}) FILTER (WHERE day BETWEEN %(first)s AND %(last)s)" for name, column in FLOWS.items()},

@@ -42,6 +42,7 @@ class _Settings(Protocol):
     partition_premake: int
     telemetry_retention_days: int
     events_retention_days: int
+    dossier_retention_days: int | None
 
 
 @dataclass(frozen=True)
@@ -61,14 +62,17 @@ class SeriesTable:
     name: str
     columns: str
     unique: tuple[str, ...]
-    retention: Literal["telemetry", "events"]
+    retention: Literal["telemetry", "events", "dossiers"]
     rollup: Rollup
     lookup_index: tuple[str, ...]
     segment_by: str
 
-    def retention_days(self, settings: _Settings) -> int:
+    def retention_days(self, settings: _Settings) -> int | None:
+        """Days kept; None: kept for ever (dossier events by default: figures of past years depend on them)."""
         if self.retention == "telemetry":
             return settings.telemetry_retention_days
+        if self.retention == "dossiers":
+            return getattr(settings, "dossier_retention_days", None)
         return settings.events_retention_days
 
 
@@ -135,7 +139,7 @@ TABLES: tuple[SeriesTable, ...] = (
             payload      jsonb NOT NULL,
             received_at  timestamptz NOT NULL DEFAULT now()""",
         unique=("dossier_id", "event", "time"),
-        retention="events",
+        retention="dossiers",
         rollup=Rollup(("unit_id", "event")),
         lookup_index=("dossier_id", "time"),
         segment_by="dossier_id",
@@ -300,11 +304,12 @@ def _create_hypertable(conn: Any, table: SeriesTable, settings: _Settings) -> No
         f"timescaledb.compress_segmentby = '{table.segment_by}', timescaledb.compress_orderby = 'time DESC')",
     )
     _execute(conn, "SELECT add_compression_policy(%s, INTERVAL '7 days', if_not_exists => TRUE)", (table.name,))
-    _execute(
-        conn,
-        "SELECT add_retention_policy(%s, make_interval(days => %s), if_not_exists => TRUE)",
-        (table.name, table.retention_days(settings)),
-    )
+    if table.retention_days(settings) is not None:
+        _execute(
+            conn,
+            "SELECT add_retention_policy(%s, make_interval(days => %s), if_not_exists => TRUE)",
+            (table.name, table.retention_days(settings)),
+        )
     # Continuous aggregates cannot be created inside a transaction block (the migration's), so
     # `maintain` creates them on an autocommit connection; `ioc up` runs it right after migrating.
 
@@ -390,7 +395,10 @@ def drop_expired_partitions(conn: Any, now: datetime, settings: _Settings) -> li
     """Drop partitions whose whole month lies before ``now - retention``; return those dropped."""
     dropped: list[str] = []
     for table in TABLES:
-        cutoff = now - timedelta(days=table.retention_days(settings))
+        days = table.retention_days(settings)
+        if days is None:
+            continue  # kept for ever
+        cutoff = now - timedelta(days=days)
         for name, month in sorted(existing_partitions(conn, table.name).items()):
             upper = datetime.combine(add_months(month, 1), datetime.min.time(), tzinfo=UTC)
             if upper <= cutoff:
@@ -403,7 +411,10 @@ def prune_rollups(conn: Any, now: datetime, settings: _Settings) -> int:
     """Delete native rollup rows older than their table's retention; return how many."""
     deleted = 0
     for table in TABLES:
-        cutoff = now - timedelta(days=table.retention_days(settings))
+        days = table.retention_days(settings)
+        if days is None:
+            continue
+        cutoff = now - timedelta(days=days)
         rows = _execute(
             conn,
             f"WITH gone AS (DELETE FROM {table.rollup.name(table.name)} WHERE bucket < %s RETURNING 1) "
@@ -471,6 +482,9 @@ def maintain(conn: Any, clock: Any, settings: _Settings) -> MaintenanceReport:
         conn.autocommit = True
         try:
             report.aggregates_created = _ensure_continuous_aggregates(conn)
+            for table in TABLES:  # a table kept for ever (dossier events by default) has no retention policy
+                if table.retention_days(settings) is None:
+                    _execute(conn, "SELECT remove_retention_policy(%s, if_exists => TRUE)", (table.name,))
         finally:
             conn.autocommit = previous
         return report

@@ -213,6 +213,19 @@ def test_kpi_tile_shows_dossiers_resolved_on_time_from_the_one_stop_desk(
     value = page.locator(".kpi-tile[data-kpi=dossiers] .kpi-value")
     value.filter(has_text="100").wait_for(timeout=20_000)
     assert value.inner_text().strip() == "100%"
+    # The period picker (#20): this month, this quarter, the year to date, in Vietnamese.
+    picker = page.locator(".kpi-tile[data-kpi=dossiers] select.kpi-period")
+    assert picker.locator("option").all_inner_texts() == ["Tháng này", "Quý này", "Từ đầu năm"]
+    picker.select_option("year")
+    value.filter(has_text="100").wait_for(timeout=20_000)
+    assert page.locator(".kpi-tile[data-kpi=dossiers] select.kpi-period").input_value() == "year"
+    # Device health counts only devices expected to send heartbeats (cameras, loudspeakers, sensors),
+    # not schools, clinics or integrations (#20).
+    [(reporting,)] = system.query(
+        "SELECT count(*) FROM devices WHERE enabled AND kind IN ('camera', 'radio', 'sensor')")  # fmt: skip
+    note = page.locator(".kpi-tile[data-kpi=devices] .kpi-note")
+    note.filter(has_text="/").wait_for(timeout=40_000)
+    assert note.inner_text().strip().endswith(f"/{reporting}")
 
 
 def _cap_alert(identifier: str, headline: str) -> str:

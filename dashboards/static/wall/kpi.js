@@ -1,7 +1,9 @@
 // KPI tiles with sparklines. Dossiers on time come with a real daily series (one figure per local
-// day from /api/kpi/dossiers); the other tiles are sampled by the page every minute, so their
-// sparkline is the trend since the wall was opened. A source that does not exist yet (the radio
-// API answering 404) shows "chưa có dữ liệu" instead of failing the wall.
+// day from /api/kpi/dossiers) over a period the wall picks (this month, this quarter, the year to
+// date: what leaders report); the other tiles are sampled by the page every minute, so their
+// sparkline is the trend since the wall was opened. Where there is no data (nothing resolved, no open
+// report, no device expected to report, a source that does not exist yet such as the radio API
+// answering 404) a tile says "chưa có dữ liệu", never "100 %" or "0".
 import { api } from "../common/api.js";
 import { el } from "../common/dom.js";
 import { formatNumber, t, TIME_ZONE } from "../common/i18n.js";
@@ -11,6 +13,12 @@ const SVG = "http://www.w3.org/2000/svg";
 const MAX_SAMPLES = 60;
 const SECTOR_KINDS = /^(education|health|school|clinic|kpi)\./;
 const tiles = new Map(); // key -> {value, series, note}
+const PERIODS = ["month", "quarter", "year"];
+let period = PERIODS.includes(localStorage.getItem("ioc.wall.dossierPeriod")) ? localStorage.getItem("ioc.wall.dossierPeriod") : "month";
+// Devices that send heartbeats. Schools and clinics send one register a day, integrations (citizen
+// reports, the one-stop system, news monitoring) send when something happens: their silence is not
+// an outage, so they are not counted in device health.
+const REPORTING_KINDS = new Set(["camera", "radio", "sensor"]);
 
 /** YYYY-MM-DD of `date` in the district's time zone. */
 function localDay(date) {
@@ -19,6 +27,14 @@ function localDay(date) {
 
 function daysAgo(n) {
   return localDay(new Date(Date.now() - n * 86_400_000));
+}
+
+/** First local day of the picked period: this month, this quarter, or 1 January (year to date). */
+function periodStart(today) {
+  const [year, month] = today.split("-").map(Number);
+  if (period === "year") return `${year}-01-01`;
+  const first = period === "quarter" ? 3 * Math.floor((month - 1) / 3) + 1 : month;
+  return `${year}-${String(first).padStart(2, "0")}-01`;
 }
 
 function sample(key, value, note = "") {
@@ -40,11 +56,16 @@ function sumRate(units) {
 }
 
 async function dossiers() {
-  const month = await api("/api/kpi/dossiers", { query: { from: daysAgo(29), to: daysAgo(0) } });
+  const today = daysAgo(0);
+  const whole = await api("/api/kpi/dossiers", { query: { from: periodStart(today), to: today } });
   const days = await Promise.all(
     [6, 5, 4, 3, 2, 1, 0].map((n) => api("/api/kpi/dossiers", { query: { from: daysAgo(n), to: daysAgo(n) } })),
   );
-  const tile = { value: sumRate(month.units), series: days.map((d) => sumRate(d.units)).filter((v) => v !== null), note: "" };
+  // The district's total as the server computes it (summed counts, then the rate).
+  const total = whole.levels?.district;
+  const value = total ? total.on_time_rate : sumRate(whole.units);
+  const note = total && total.resolved ? `${total.resolved_early + total.resolved_on_time}/${total.resolved}` : "";
+  const tile = { value, series: days.map((d) => sumRate(d.units)).filter((v) => v !== null), note };
   tile.unit = "%";
   tiles.set("dossiers", tile);
 }
@@ -52,7 +73,8 @@ async function dossiers() {
 async function reports() {
   const open = await api("/api/reports", { query: { status: "open", limit: 200 } });
   const within = open.filter((r) => !r.overdue).length;
-  sample("reports", open.length ? (100 * within) / open.length : 100, `${within}/${open.length}`);
+  // No open report: nothing to be within its time (not "100 % (0/0)").
+  sample("reports", open.length ? (100 * within) / open.length : null, open.length ? `${within}/${open.length}` : "");
   tiles.get("reports").unit = "%";
 }
 
@@ -71,9 +93,9 @@ async function radio() {
 
 /** Device health from the device list the wall already holds. */
 export function devicesSample(devices) {
-  const enabled = devices.filter((d) => d.enabled);
+  const enabled = devices.filter((d) => d.enabled && REPORTING_KINDS.has(d.kind));
   const online = enabled.filter((d) => d.state === "online").length;
-  sample("devices", enabled.length ? (100 * online) / enabled.length : null, `${online}/${enabled.length}`);
+  sample("devices", enabled.length ? (100 * online) / enabled.length : null, enabled.length ? `${online}/${enabled.length}` : "");
   tiles.get("devices").unit = "%";
   render();
 }
@@ -118,12 +140,36 @@ function render() {
         "div",
         { class: "kpi-tile", dataset: { kpi: key } },
         el("h3", {}, t(`kpi.${key}`)),
+        key === "dossiers" ? periodPicker() : null,
         el("p", { class: "kpi-value" }, value),
         el("p", { class: "kpi-note muted" }, tile.note || ""),
         sparkline(tile.series),
       );
     }),
   );
+}
+
+/** The dossier tile's period: this month, this quarter, the year to date (kept in this browser). */
+function periodPicker() {
+  const select = el(
+    "select",
+    { class: "kpi-period", "aria-label": t("kpi.period") },
+    ...PERIODS.map((p) => el("option", { value: p }, t(`kpi.period.${p}`))),
+  );
+  select.value = period;
+  select.addEventListener("change", async () => {
+    period = select.value;
+    localStorage.setItem("ioc.wall.dossierPeriod", period);
+    tiles.delete("dossiers");
+    render();
+    try {
+      await dossiers();
+    } catch (err) {
+      console.warn("KPI:", err.message);
+    }
+    render();
+  });
+  return select;
 }
 
 async function refresh() {
