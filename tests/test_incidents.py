@@ -243,3 +243,45 @@ def test_ioc_incidents_eval_prints_one_json_line() -> None:
 
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     assert figures["signals"] == 29 and figures["false_merges"] == 0 and figures["missed_merges"] == 0
+
+
+def test_a_sensor_incident_shows_the_current_value_and_a_days_readings(app) -> None:
+    """The wall draws a station's day beside its alert: hourly buckets and the newest reading; another
+    commune's officer cannot read the station; the alert's title carries its latest reading."""
+    client, url = app
+    now = datetime.now(UTC).replace(microsecond=0)
+    device = "sensor-tra-son-bridge-water"
+    with psycopg.connect(url) as conn:
+        for i in range(24 * 12):  # one reading every 5 minutes, rising
+            at = now - timedelta(minutes=5 * i)
+            conn.execute(
+                "INSERT INTO telemetry (time, device_id, unit_id, kind, message_id, payload)"
+                " VALUES (%s, %s, 'tra-son', 'sensor', %s, %s)",
+                (at, device, f"m-{i}", psycopg.types.json.Jsonb({"metrics": {"water_level_cm": 500.0 - i}})),
+            )
+        conn.execute(
+            "INSERT INTO telemetry (time, device_id, unit_id, kind, message_id, payload) VALUES (%s, %s, 'tra-son',"
+            " 'sensor', 'junk', %s)", (now - timedelta(minutes=1), device,
+                                        psycopg.types.json.Jsonb({"metrics": {"water_level_cm": "n/a"}})))  # fmt: skip
+    operator = {"Authorization": f"Bearer {token(client, url, 'operator')}"}
+    got = client.get(f"/api/devices/{device}/readings", params={"metric": "water_level_cm"}, headers=operator)
+    assert got.status_code == 200, got.text
+    body = got.json()
+    assert body["latest"] == 500.0
+    assert 24 <= len(body["buckets"]) <= 25 and sum(b["n"] for b in body["buckets"]) == 24 * 12
+    assert all(b["min"] <= b["avg"] <= b["max"] for b in body["buckets"])
+    giap = {"Authorization": f"Bearer {token(client, url, 'commune_officer', 'tra-giap')}"}
+    assert client.get(f"/api/devices/{device}/readings", params={"metric": "water_level_cm"},
+                      headers=giap).status_code == 404  # fmt: skip
+    assert client.get(f"/api/devices/{device}/readings", params={"metric": "x;drop"},
+                      headers=operator).status_code == 422  # fmt: skip
+
+    at = now + timedelta(days=8)
+    first, = _raise(url, [_level("sensor-tra-son-bridge-water", "tra-son", at, 15.44, 108.18)], at)
+    later = AlertDraft(kind="sensor.level", severity=Severity.SEVERE, title="Trạm Trà Sơn: vượt mức báo động (480 cm)",
+                       at=at + timedelta(minutes=5), unit_id="tra-son",
+                       dedup_key="sensor-tra-son-bridge-water:water_level_cm")  # fmt: skip
+    again, = _raise(url, [later], at + timedelta(minutes=5))
+    assert again == first
+    alert = client.get(f"/api/alerts/{first}", headers=operator).json()
+    assert alert["title"].endswith("(480 cm)") and alert["count"] == 2

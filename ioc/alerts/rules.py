@@ -164,6 +164,10 @@ def evaluate(book: RuleBook, observations: Iterable[Observation]) -> tuple[list[
                 resolutions.append(Resolution(key, rule.id, obs.at))
                 continue
             evidence = {k: v for k, v in obs.fields.items() if k in EVIDENCE_FIELDS}
+            if obs.device_id:
+                evidence["device_id"] = obs.device_id  # the wall draws the device's readings beside the alert
+            if rule.when.metric is not None and obs.fields.get(rule.when.metric) is not None:
+                evidence.update(metric=rule.when.metric, value=obs.fields[rule.when.metric])
             draft = AlertDraft(
                 kind=rule.kind,
                 severity=Severity(rule.severity),

@@ -71,6 +71,9 @@ DO UPDATE SET
     first_seen = least(a.first_seen, EXCLUDED.first_seen),
     last_seen = greatest(a.last_seen, EXCLUDED.last_seen),
     evidence = CASE WHEN EXCLUDED.last_seen >= a.last_seen THEN EXCLUDED.evidence ELSE a.evidence END,
+    -- The title carries the latest occurrence's reading ("... (312 cm)"), not the first one's.
+    title = CASE WHEN EXCLUDED.last_seen >= a.last_seen THEN EXCLUDED.title ELSE a.title END,
+    title_search = CASE WHEN EXCLUDED.last_seen >= a.last_seen THEN EXCLUDED.title_search ELSE a.title_search END,
     severity = CASE WHEN array_position(%(order)s::text[], EXCLUDED.severity)
                          > array_position(%(order)s::text[], a.severity)
                     THEN EXCLUDED.severity ELSE a.severity END,

@@ -57,6 +57,10 @@ def test_the_wall_shows_an_incident_with_its_timeline_and_checklist(
     assert "Hệ thống" in page.locator("#incident-timeline").inner_text()
     signals = page.locator(".incident-signals li")
     assert signals.count() == 2
+    # Live context: the gauge's current value and its day beside the incident.
+    chart = page.locator(f"#incident-readings figure[data-device-id='{RAIN_GAUGE}']")
+    chart.locator("svg circle.readings-now").wait_for(timeout=10_000)
+    assert "42,5 mm/h" in chart.locator("figcaption").inner_text()
 
     first_step = page.locator("#incident-checklist li[data-done=false]").first
     step_id = first_step.get_attribute("data-step")

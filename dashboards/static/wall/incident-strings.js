@@ -57,6 +57,10 @@ addStrings({
     "ev.alert.report": "Phản ánh của người dân (cảnh báo #{ref})",
     "ev.alert.other": "Cảnh báo #{ref}: cập nhật",
     "ev.broadcast": "Phát thanh #{ref}: {title}",
+    "readings.title": "Số đo 24 giờ qua",
+    "readings.now": "Hiện tại",
+    "readings.none": "Chưa có số đo",
+    "readings.label": "Biểu đồ số đo 24 giờ của {name}",
   },
   en: {
     "incidents.tab": "Incidents",
@@ -113,5 +117,9 @@ addStrings({
     "ev.alert.report": "Citizen's report (alert #{ref})",
     "ev.alert.other": "Alert #{ref} updated",
     "ev.broadcast": "Broadcast #{ref}: {title}",
+    "readings.title": "Readings, last 24 hours",
+    "readings.now": "Now",
+    "readings.none": "No readings yet",
+    "readings.label": "Chart of {name}'s readings over 24 hours",
   },
 });

@@ -7,6 +7,7 @@ import { api, ApiError } from "../common/api.js";
 import { el } from "../common/dom.js";
 import { formatDate, t } from "../common/i18n.js";
 import { SEVERITIES } from "./alerts.js";
+import { readingsChart } from "./readings.js";
 import { unitName } from "./units.js";
 
 const REFRESH_DELAY_MS = 400;
@@ -138,6 +139,24 @@ function signals(incident) {
   );
 }
 
+/** Sensor incidents: each station's current value and its day (at most three stations). */
+function liveContext(incident) {
+  const sensors = incident.signals.filter((s) => s.signal === "alert" && s.topic.startsWith("sensor.")).slice(0, 3);
+  if (!sensors.length) return [];
+  const box = el("div", { class: "readings-list", id: "incident-readings" });
+  for (const s of sensors) {
+    api(`/api/alerts/${s.ref}`)
+      .then((alert) => {
+        const ev = alert.evidence || {};
+        if (ev.device_id && ev.metric && !box.querySelector(`[data-device-id="${CSS.escape(ev.device_id)}"]`)) {
+          box.append(readingsChart(ev.device_id, ev.metric, alert.title.split(":")[0]));
+        }
+      })
+      .catch(() => {});
+  }
+  return [el("h3", {}, t("readings.title")), box];
+}
+
 let message = null;
 
 async function act(id, body) {
@@ -196,6 +215,7 @@ export async function openIncident(id, { keepFocus = false } = {}) {
       message,
     ),
     ...(incident.checklist.length ? [el("h3", {}, t("incidents.checklist")), checklist(incident)] : []),
+    ...liveContext(incident),
     el("h3", {}, `${t("incidents.signals_title")} (${incident.signals.length})`),
     signals(incident),
     el("h3", {}, t("incidents.timeline")),
