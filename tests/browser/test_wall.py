@@ -173,6 +173,16 @@ def test_radio_panel_lists_each_commune_and_an_urgent_broadcast_needs_a_confirma
     login(page, "operator1")
     page.wait_for_selector("#radio-status li[data-unit-id]", timeout=15_000)
     assert page.locator("#radio-status li[data-unit-id]").count() == 13
+    # Vietnamese order (Đ after D, not after Z as code points would put it), every commune in view.
+    names = page.locator("#radio-status .radio-name").all_inner_texts()
+    assert names.index("Trà Dương") < names.index("Trà Đốc") < names.index("Trà Đông") < names.index("Trà Giác")
+    assert names.index("Trà Giác") < names.index("Trà Giang") < names.index("Trà Giáp")
+    for item in page.locator("#radio-status li[data-unit-id]").all():
+        box = item.bounding_box()
+        assert box and box["y"] + box["height"] <= 1080 and item.is_visible(), item.inner_text()
+    panel = page.locator("#radio-status").bounding_box()
+    assert panel and page.evaluate("(() => { const l = document.getElementById('radio-status');"
+                                   " return l.scrollHeight <= l.clientHeight + 1; })()"), "the radio list scrolls"
     if not shutil.which("espeak-ng"):
         pytest.skip("espeak-ng is missing: the radio API cannot read a text broadcast aloud")
     title = f"Thử nghiệm phát khẩn {time.time_ns()}"

@@ -10,6 +10,8 @@ import { t } from "../common/i18n.js";
 import { communes, unitName } from "./units.js";
 
 let status = null; // null: not loaded or no radio API
+// Vietnamese alphabetical order (Đ after D, tones after the base letter), not code points.
+const collator = new Intl.Collator("vi", { sensitivity: "base" });
 
 async function refreshPending() {
   const box = document.getElementById("radio-pending");
@@ -53,15 +55,19 @@ export async function refreshRadio() {
     list.replaceChildren(el("li", { class: "muted" }, err.status === 404 ? t("no_data") : err.message));
     return;
   }
+  const name = (u) => unitName(u.unit_id) || u.unit_name;
   list.replaceChildren(
-    ...status.map((u) => {
+    ...[...status].sort((a, b) => collator.compare(name(a), name(b))).map((u) => {
       const state = u.clusters_total && u.online === u.clusters_total ? "online" : u.online ? "partial" : "offline";
       return el(
         "li",
         { class: `radio-unit radio-${state}`, dataset: { unitId: u.unit_id } },
-        el("span", { class: "radio-name" }, u.unit_name || unitName(u.unit_id)),
-        el("span", { class: `presence-${state === "partial" ? "unknown" : state}` }, t("radio.online", { online: u.online, total: u.clusters_total })),
-        u.playing || u.active_broadcast_id ? el("span", { class: "radio-playing" }, `▶ ${t("radio.playing")}`) : null,
+        el("span", { class: "radio-name" }, name(u)),
+        u.playing || u.active_broadcast_id
+          ? el("span", { class: "radio-playing", title: t("radio.playing"), "aria-label": t("radio.playing") }, "▶")
+          : null,
+        el("span", { class: `presence-${state === "partial" ? "unknown" : state}`, title: t("radio.online_long", { online: u.online, total: u.clusters_total }) },
+          t("radio.online", { online: u.online, total: u.clusters_total })),
       );
     }),
   );
