@@ -196,10 +196,25 @@ def test_radio_panel_lists_each_commune_and_an_urgent_broadcast_needs_a_confirma
     assert "2 xã" in confirm.inner_text()
     assert not system.query("SELECT id FROM radio_broadcasts WHERE title = %s", (title,))  # nothing sent yet
     page.click("#broadcast-submit")
-    page.locator("#broadcast-error", has_text="Đã gửi").wait_for(timeout=30_000)
-    [(targets, requested_by)] = system.query(
-        "SELECT targets, requested_by FROM radio_broadcasts WHERE title = %s", (title,))  # fmt: skip
+    # Sent: the wall shows its proof of broadcast, one row per cluster of the two communes.
+    page.wait_for_selector("#broadcast-history[open] #broadcast-proof tbody tr", timeout=30_000)
+    [(broadcast_id, targets, requested_by)] = system.query(
+        "SELECT id, targets, requested_by FROM radio_broadcasts WHERE title = %s", (title,))  # fmt: skip
     assert sorted(targets["unit_ids"]) == ["tra-kot", "tra-son"] and requested_by == "operator1"
+    rows = page.locator("#broadcast-proof tbody tr")
+    assert rows.count() == len(targets["clusters"]) == 10
+    assert set(page.locator("#broadcast-proof tbody tr td:first-child").all_inner_texts()) == {"Trà Kót", "Trà Sơn"}
+    assert page.get_attribute("#broadcast-history h3", "data-broadcast-id") == str(broadcast_id)
+    stop = page.locator("#broadcast-stop")
+    if stop.count():  # still sending or playing: the operator can stop it from here
+        stop.click()
+        page.wait_for_selector("#broadcast-history h3[data-status=stopped]", timeout=15_000)
+        assert system.query("SELECT stopped_by FROM radio_broadcasts WHERE id = %s", (broadcast_id,))[0][0] == "operator1"
+    # The history lists it; the dialog closes.
+    page.click("#broadcast-history .dialog-actions button:first-child")
+    page.wait_for_selector(f"#broadcast-history li[data-broadcast-id='{broadcast_id}']", timeout=10_000)
+    page.click("#broadcast-history-close")
+    page.wait_for_selector("#broadcast-history", state="hidden", timeout=5_000)
 
 
 def test_kpi_tile_shows_dossiers_resolved_on_time_from_the_one_stop_desk(

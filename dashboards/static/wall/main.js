@@ -13,6 +13,7 @@ import { drawerAlertId, initDrawer, openDrawer } from "./drawer.js";
 import { devicesSample, rerenderKpis, startKpis } from "./kpi.js";
 import { initMap, refreshMap, setDevices } from "./map.js";
 import { incidentEvent, initIncidents, refreshIncidents } from "./incidents.js";
+import { initBroadcastHistory } from "./broadcast-history.js";
 import { initRadio, refreshRadio } from "./radio.js";
 import { bindMute, unlockAudio } from "./sound.js";
 import { loadUnits, unitName, unitsGeoJSON } from "./units.js";
@@ -90,6 +91,7 @@ function boot() {
   const renderMute = bindMute(document.getElementById("mute"));
   initDrawer();
   initRadio();
+  initBroadcastHistory();
   startClock(document.getElementById("clock"));
   onLangChange(() => {
     renderMute();

@@ -7,6 +7,7 @@
 import { api, currentUser } from "../common/api.js";
 import { el } from "../common/dom.js";
 import { t } from "../common/i18n.js";
+import { showProof } from "./broadcast-history.js";
 import { communes, unitName } from "./units.js";
 
 let status = null; // null: not loaded or no radio API
@@ -118,8 +119,14 @@ export function initRadio() {
       error.textContent =
         created.status === "awaiting_confirmation" ? t("radio.awaiting") : t("radio.sent", { status: created.status || "" });
       form.reset();
-      setTimeout(() => dialog.close(), 1500);
       refreshRadio();
+      if (created.status !== "awaiting_confirmation") {
+        // Straight to the proof of broadcast: the operator watches each cluster answer.
+        dialog.close();
+        showProof(created.id);
+      } else {
+        setTimeout(() => dialog.close(), 2500);
+      }
     } catch (err) {
       error.textContent = err.status === 404 ? t("no_data") : err.message;
     } finally {
