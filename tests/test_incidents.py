@@ -217,7 +217,7 @@ def test_a_district_level_signal_never_joins_a_communes_incident() -> None:
 def test_the_labelled_scenario_has_no_false_or_missed_merges_and_the_measure_can_fail() -> None:
     result = evaluate(RULES, load_scenario(SCENARIO))
     assert (result.false_merges, result.missed_merges) == (0, 0)
-    assert result.signals == 29 and result.incidents == result.labelled_incidents == 12
+    assert result.signals == 30 and result.incidents == result.labelled_incidents == 12
     # The same scenario under rules that group nothing by place must show the missed merges.
     strict = RULES.model_copy(update={"rules": tuple(r.model_copy(update={"place": "cause"}) for r in RULES.rules)})
     assert evaluate(strict, load_scenario(SCENARIO)).missed_merges > 0
@@ -242,7 +242,7 @@ def test_ioc_incidents_eval_prints_one_json_line() -> None:
     import json
 
     figures = json.loads(done.stdout.strip().splitlines()[-1])
-    assert figures["signals"] == 29 and figures["false_merges"] == 0 and figures["missed_merges"] == 0
+    assert figures["signals"] == 30 and figures["false_merges"] == 0 and figures["missed_merges"] == 0
 
 
 def test_a_sensor_incident_shows_the_current_value_and_a_days_readings(app) -> None:
