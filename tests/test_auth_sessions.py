@@ -159,7 +159,7 @@ def test_changing_ones_own_password_keeps_this_session_and_ends_the_others(world
         headers=headers,
         json={"current_password": "correct horse battery", "new_password": "short"},
     )
-    assert_problem(short, 422, "validation-error", "at least 10")
+    assert_problem(short, 422, "validation-error", "at least 12")
     ok = world.client.post(
         "/api/auth/password",
         headers=headers,
