@@ -178,13 +178,17 @@ async def evidence_image(request: Request, principal: Caller, ref: str) -> FileR
     if match is None:
         raise Problem(404, "not-found", "no such evidence image")
 
-    def unit_of_camera() -> str | None:
+    def visible() -> bool:
+        """Staff of the camera's unit, or whoever sees an alert citing this image (e.g. its assignee)."""
+        from ioc.alerts.media import evidence_seen_through_alert
+
         with _state(request).pool.connection() as conn:
             row = conn.execute("SELECT unit_id FROM devices WHERE id = %s", (match["camera"],)).fetchone()
-        return row[0] if row else None
+            if row is None:
+                return False
+            return principal.can_see_unit(row[0]) or evidence_seen_through_alert(conn, ref, principal.visible_units())
 
-    unit_id = await asyncio.to_thread(unit_of_camera)
-    if unit_id is None or not principal.can_see_unit(unit_id):
+    if not await asyncio.to_thread(visible):
         raise Problem(404, "not-found", "no such evidence image")
     path = Path(_state(request).settings.var_dir) / "media" / ref
     if not path.is_file():

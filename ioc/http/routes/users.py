@@ -80,7 +80,10 @@ class UserCreate(BaseModel):
     role: Literal["admin", "operator", "leader", "commune_officer"]
     unit_id: str | None = Field(default=None, max_length=64, description="Required for a commune officer")
     password: str | None = Field(
-        default=None, max_length=1024, description="At least 12 characters, not only spaces, not a common password; omitted: the account cannot log in yet"
+        default=None,
+        max_length=1024,
+        description="At least 12 characters, not only spaces, not a common password; omitted: the account "
+        "cannot log in yet",
     )
 
 
