@@ -121,6 +121,7 @@ RULES: dict[str, Rule] = {
     "GET /open311/v2/requests/{service_request_id}.{fmt}": public("privacy levels applied"),
     "GET /open311/v2/tokens/{token}.{fmt}": public(),
     "POST /open311/v2/requests.{fmt}": public("Open311 api_key of a partner app, rate-limited"),
+    "GET /open311/discovery.{fmt}": public(),
     # -- KPIs and sectors -----------------------------------------------------------------------------
     "GET /api/kpi/dossiers": roles(*STAFF, unit="list"),
     "GET /api/kpi/dossiers/list": roles(*STAFF, unit="list"),

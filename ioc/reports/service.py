@@ -32,12 +32,21 @@ class Category:
     sla_hours: float
     severity: str
     privacy: str = "public_hidden"
+    #: What public lists show: "public", "coarse" or "ioc_only" (see ioc.reports.public).
+    public_listing: str = "coarse"
+    #: Public lists never show the text.
+    sensitive: bool = False
 
     @classmethod
     def of(cls, category: Any) -> Category:
         """From the district configuration's ``ReportCategory``."""
         return cls(category.id, category.name, category.name_en, category.sla_hours, category.severity,
-                   category.privacy)  # fmt: skip
+                   category.privacy, category.public_listing, category.sensitive)  # fmt: skip
+
+    @property
+    def listing(self) -> str:
+        """The public listing level in force: an IOC-only category is never listed, whatever it says."""
+        return "ioc_only" if self.privacy == "ioc_only" else self.public_listing
 
 
 @dataclass(frozen=True)
@@ -157,16 +166,17 @@ def public_view(conn: psycopg.Connection, code: str) -> dict[str, Any] | None:
     code = follows(conn, code)
     row = conn.execute(
         """SELECT r.tracking_code, r.category, r.status, r.created_at, r.updated_at, r.due_at, r.resolved_at,
-                  r.rating, u.name, (SELECT count(*) FROM report_media m WHERE m.report_id = r.id)
+                  r.rating, u.name, (SELECT count(*) FROM report_media m WHERE m.report_id = r.id), r.public_id
            FROM reports r LEFT JOIN units u ON u.id = r.unit_id WHERE r.tracking_code = %s""",
         (code,),
     ).fetchone()
     if row is None:
         return None
     keys = ("tracking_code", "category", "status", "created_at", "updated_at", "due_at", "resolved_at", "rating",
-            "unit_name", "photos")  # fmt: skip
+            "unit_name", "photos", "public_id")  # fmt: skip
     view = dict(zip(keys, row, strict=True))
     view["tracking_code"] = own
+    view["public_id"] = f"YC-{view['public_id'][:4]}-{view['public_id'][4:]}"  # as public lists show it
     view["merged_into"] = code if code != own else None
     view["supporters"] = conn.execute(
         "SELECT 1 + count(*) FROM reports WHERE merged_into = (SELECT id FROM reports WHERE tracking_code = %s)",
