@@ -281,6 +281,30 @@ def _photo_ref_probe(w: World) -> list[str]:
     return leaks
 
 
+def _cap_about(lat: float, lon: float, identifier: str) -> bytes:
+    d = 0.002
+    polygon = f"{lat - d},{lon - d} {lat - d},{lon + d} {lat + d},{lon + d} {lat + d},{lon - d} {lat - d},{lon - d}"
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
+  <identifier>{identifier}</identifier><sender>kttv@quangnam.gov.vn</sender>
+  <sent>2026-10-20T08:00:00+07:00</sent><status>Actual</status><msgType>Alert</msgType><scope>Public</scope>
+  <info><language>vi-VN</language><category>Met</category><event>Lũ quét</event><urgency>Immediate</urgency>
+    <severity>Severe</severity><certainty>Likely</certainty><headline>Lũ quét {MARK}</headline>
+    <area><areaDesc>Xã Trà Sơn</areaDesc><polygon>{polygon}</polygon></area></info>
+</alert>""".encode()
+
+
+def _cap_probe(w: World) -> list[str]:
+    """An integration key bound to A cannot raise an alert in B by a CAP area there (the district's can)."""
+    headers = {"Content-Type": "application/cap+xml"}
+    mine = w.client.post("/api/cap", headers=w.headers["integration_a"] | headers,
+                         content=_cap_about(*POINT_B, f"acc-{secrets.token_hex(4)}"))  # fmt: skip
+    district = w.client.post("/api/cap", headers=w.headers["integration"] | headers,
+                             content=_cap_about(*POINT_B, f"acc-{secrets.token_hex(4)}"))  # fmt: skip
+    assert district.status_code == 200, district.text  # the probe is a valid CAP message about B
+    return [f"POST /api/cap: A's key raised an alert in B ({mine.status_code})"] if mine.status_code < 300 else []
+
+
 def _merge_probe(w: World) -> list[str]:
     """Merging A's report into B's (a reference to B in the body) is refused."""
     response = w.client.post(f"/api/reports/{w.ids['report_a']}/merge", headers=w.headers["officer_a"],
@@ -297,6 +321,7 @@ PROBES: dict[str, Probe] = {
     "POST /api/alerts/{alert_id}/photos": Probe(files={"photo": ("a.jpg", jpeg(5), "image/jpeg")}),
     "GET /api/alerts/{alert_id}/photos/{sha256}": Probe(),
     "WS /ws": Probe(custom=_ws_probe),
+    "POST /api/cap": Probe(custom=_cap_probe),
     "GET /api/devices": Probe(list=True),
     "GET /api/cameras/{camera_id}/latest.jpg": Probe(),
     "GET /api/cameras/{camera_id}/mjpeg": Probe(proof=False),

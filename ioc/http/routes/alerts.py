@@ -346,6 +346,7 @@ async def receive_cap(
             message = parse_cap(document)
             with _state(request).pool.connection() as conn, conn.transaction():
                 result = apply_cap(conn, message, document, now=SystemClock().now())
+                _confine_cap(conn, principal, result.alert_id)
         except CapError as exc:
             raise Problem(
                 400, "validation-error", f"invalid CAP 1.2 document: {exc}",
@@ -354,6 +355,16 @@ async def receive_cap(
         return {"alert_id": result.alert_id, "action": result.action, "detail": result.message}
 
     return await asyncio.to_thread(run)
+
+
+def _confine_cap(conn: Any, principal: Principal, alert_id: int | None) -> None:
+    """A key bound to a commune may only raise or change alerts of that commune (the transaction
+    is rolled back otherwise): its CAP area decides the alert's unit, so check the outcome."""
+    if principal.is_district_wide or alert_id is None:
+        return
+    row = conn.execute("SELECT unit_id FROM alerts WHERE id = %s", (alert_id,)).fetchone()
+    if row is None or not principal.can_see_unit(row[0]):
+        raise Problem(403, "forbidden", "this CAP message's area is outside the unit of your API key")
 
 
 @router.post("/alerts/{alert_id}/photos", status_code=201, summary="Upload a photo for an action on the alert",

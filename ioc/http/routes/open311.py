@@ -315,6 +315,10 @@ async def create_request(request: Request, fmt: str) -> Response:
             locator = unit_locator_of(request)
             with _state(request).pool.connection() as conn, conn.transaction():
                 accepted = submit(conn, submission, [], categories=categories, locator=locator, now=datetime.now(UTC))
+                # A partner app bound to a commune reports for that commune only (rolled back otherwise).
+                bound = principal.unit_id and not principal.is_district_wide
+                if bound and accepted.unit_id not in repository.units_in_scope(conn, principal.unit_id):
+                    raise Open311Error(403, "this location is outside the unit of your api_key")
                 from psycopg.types.json import Jsonb
 
                 conn.execute("UPDATE reports SET media_urls = %s, attributes = %s WHERE id = %s",
