@@ -266,7 +266,7 @@ def enable_user(request: Request, context: Context, admin: AdminCaller, username
     "/users/{username}/password",
     status_code=204,
     response_class=Response,
-    summary="Set a user's password (ends their sessions, lifts a lockout)",
+    summary="Set a user's password (ends their sessions)",
     responses=problem_responses(401, 403, 404, 422, 503),
 )
 def reset_password(
