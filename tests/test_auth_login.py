@@ -182,3 +182,19 @@ def test_concurrent_guesses_are_counted_exactly_and_never_lock(world: AuthWorld)
     assert outcomes == [repository.LoginOutcome.BAD_CREDENTIALS] * 12
     assert world.sql("SELECT failed_logins FROM users WHERE username = %s", (name,)) == [(12,)]
     assert _login(world, name, PASSWORD).status_code == 200
+
+
+def test_old_throttle_counts_are_forgotten(world: AuthWorld) -> None:
+    from ioc.auth import throttle
+
+    name = world.add_user("operator")
+    for _ in range(8):
+        _login(world, name, "wrong password!")
+        world.clock.advance(timedelta(minutes=1))  # past each delay: every attempt is checked and counted
+    key = f"pair:{world.client_address}|{name}"
+    assert world.sql("SELECT failures FROM login_throttle WHERE key = %s", (key,)) == [(8,)]
+    world.clock.advance(timedelta(hours=2))
+    with world.pool.connection() as conn:
+        throttle.forget_old(conn, world.clock.now(), throttle.ThrottlePolicy(), keep_audit=timedelta(days=90))
+    assert world.sql("SELECT failures FROM login_throttle WHERE key = %s", (key,)) == []
+    assert world.sql("SELECT count(*) FROM login_failures WHERE username = %s", (name,)) == [(8,)]  # audit kept

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 import ioc
-from ioc.http import logredact
+from ioc.http import access, logredact
 from ioc.http.apidocs import install_api_docs
 from ioc.http.errors import document_problems_in_openapi, install_error_handlers
 from ioc.http.routes import alerts, auth, health, kpi, live, open311, places, reports, staff_reports, users
@@ -154,4 +154,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ui_routes.mount_vendor(app)
     if STATIC_DIR.is_dir():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="pages")
+    if undeclared := access.undeclared(app):  # tests/test_access_routes.py fails on these
+        log.warning("routes without an access rule in ioc/http/access.py: %s", ", ".join(undeclared))
     return app

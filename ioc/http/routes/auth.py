@@ -11,7 +11,8 @@ growing delays, shared by every replica); no account is ever locked by them (see
 
 from __future__ import annotations
 
-from datetime import datetime
+import secrets
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Request, Response
@@ -214,6 +215,8 @@ def login(request: Request, response: Response, context: Context, body: LoginReq
         outcome = "disabled" if result.outcome is repository.LoginOutcome.DISABLED else "bad_credentials"
     with pool.connection() as conn:
         throttle.record_failure(conn, address, username, now, outcome, policy)
+        if secrets.randbelow(200) == 0:  # now and then, forget old counts (no scheduler needed)
+            throttle.forget_old(conn, now, policy, keep_audit=timedelta(days=90))
         suspects = throttle.brute_force_suspects(conn, now, policy, address=address, username=username)
         if suspects:
             _raise_brute_force_alerts(conn, suspects, now)
