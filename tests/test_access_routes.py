@@ -443,7 +443,13 @@ def test_anonymous_and_other_roles_are_refused_as_declared(world: World) -> None
     for key, _route in access.route_keys(world.client.app):
         rule = access.RULES[key]
         method, template = key.split(" ", 1)
-        if method in ("MOUNT", "HEAD") or rule.audience == "public":
+        if method in ("MOUNT", "HEAD"):
+            continue
+        if rule.audience == "public":
+            if method == "GET" and "{" not in template:  # declared public: it answers without credentials
+                status = world.client.get(template, params=PERIOD).status_code
+                if status in (401, 403):
+                    problems.append(f"{key}: declared public but answers {status} without credentials")
             continue
         path = _path(template, world.ids | {"username": "khong-co", "name": "khong-co"})
         probe = ROLE_BODIES.get(key) or PROBES.get(key)

@@ -198,3 +198,17 @@ def test_old_throttle_counts_are_forgotten(world: AuthWorld) -> None:
         throttle.forget_old(conn, world.clock.now(), throttle.ThrottlePolicy(), keep_audit=timedelta(days=90))
     assert world.sql("SELECT failures FROM login_throttle WHERE key = %s", (key,)) == []
     assert world.sql("SELECT count(*) FROM login_failures WHERE username = %s", (name,)) == [(8,)]  # audit kept
+
+
+def test_the_throttle_holds_across_api_replicas(world: AuthWorld, database_url: str) -> None:
+    """Two API processes on one database (two apps, two pools): failures counted by one slow the
+    address down on the other, because the throttle lives in PostgreSQL, not in a process."""
+    name = world.add_user("operator")
+    for _ in range(25):
+        _login(world, name, "wrong password!")
+    with auth_world(database_url) as replica:
+        same_address = replica.client_from(world.client_address)
+        refused = same_address.post("/api/auth/login", json={"username": name, "password": PASSWORD})
+        assert_problem(refused, 401, "invalid-credentials")
+        elsewhere = replica.client_from("203.0.113.50")
+        assert elsewhere.post("/api/auth/login", json={"username": name, "password": PASSWORD}).status_code == 200
