@@ -212,3 +212,14 @@ def test_the_throttle_holds_across_api_replicas(world: AuthWorld, database_url: 
         assert_problem(refused, 401, "invalid-credentials")
         elsewhere = replica.client_from("203.0.113.50")
         assert elsewhere.post("/api/auth/login", json={"username": name, "password": PASSWORD}).status_code == 200
+
+
+def test_one_account_failing_from_many_addresses_raises_an_alert(world: AuthWorld) -> None:
+    name = world.add_user("operator")
+    for i in range(10):
+        world.client_from(f"198.18.0.{i + 1}").post("/api/auth/login", json={"username": name, "password": "guess!"})
+    alerts = world.sql("SELECT evidence FROM alerts WHERE kind = 'security.brute_force' AND evidence->>'who' = %s",
+                       (name,))  # fmt: skip
+    assert len(alerts) == 1 and alerts[0][0]["kind"] == "account" and alerts[0][0]["spread"] == 10
+    # Still no lock: the owner logs in.
+    assert _login(world, name, PASSWORD).status_code == 200
