@@ -21,8 +21,10 @@ SECRET_PARAMS = ("access_token", "refresh_token", "token", "api_key", "apikey", 
 _PARAM = re.compile(r"(?i)([?&](?:" + "|".join(SECRET_PARAMS) + r")=)[^&#\s\"]*")
 #: Anything that looks like one of our secrets wherever it appears: a JWT, a refresh token, an API key,
 #: a tracking code (``PA-XXXX-XXXX``, e.g. pasted into an Open311 URL).
-_SHAPES = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]+|ioc_(?:rt|ak)_[A-Za-z0-9_-]+"
-                     r"|(?i:\bPA-?[0-9A-Z]{4}-?[0-9A-Z]{4}\b)")
+_SHAPES = re.compile(
+    r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]+|ioc_(?:rt|ak)_[A-Za-z0-9_-]+"
+    r"|(?i:\bPA-?[0-9A-Z]{4}-?[0-9A-Z]{4}\b)"
+)
 #: A tracking code in a citizen's URL (the reporter's secret): /api/public/reports/PA-XXXX-XXXX/...
 _TRACKING = re.compile(r"(/api/public/reports/)(?!$)[^/?#\s\"]+")
 
