@@ -533,3 +533,30 @@ def test_the_commune_an_alert_is_assigned_to_sees_its_evidence(world: World) -> 
     assert seen.status_code == 200 and seen.content == jpeg(7)
     # ... but not B's other evidence from the same camera.
     assert world.client.get(f"/api/media/{world.ids['ref']}", headers=officer).status_code == 404
+
+
+def test_the_live_websocket_ends_within_5_s_of_token_expiry(world: World, mqtt_url: str) -> None:
+    """Expiry, on an injected clock: the access token lapses 15 minutes after login; the stream's
+    next credential check (every 2 s) ends it."""
+    import time
+
+    from staff import SECRET
+
+    from ioc.auth.service import AuthContext
+    from ioc.clock import ManualClock
+
+    app = create_app(app_settings(world.db, mqtt_url, district_config=CONFIG / "district.yaml"))
+    with TestClient(app, client=("10.99.0.1", 50000)) as client:
+        clock = ManualClock(datetime.now(UTC))
+        app.state.auth = AuthContext(SECRET, clock=clock)
+        probe = World(client, world.db, world.var)
+        token = probe.user("commune_officer", A)["Authorization"].split(" ", 1)[1]
+        with client.websocket_connect("/ws?topics=alert") as ws:
+            ws.send_text(json.dumps({"type": "auth", "access_token": token}))
+            while ws.receive_json().get("type") != "snapshot_end":
+                pass
+            clock.advance(timedelta(minutes=16))
+            since = time.monotonic()
+            message = ws.receive_json()
+            assert message["type"] == "error" and "expired" in message["reason"], message
+            assert time.monotonic() - since < 5.0
