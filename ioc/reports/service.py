@@ -106,7 +106,7 @@ def submit(
                        unit_id, source, source_ref, reporter_name, reporter_phone, reporter_email, consent, due_at,
                        created_at, updated_at, privacy)
                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-                   ON CONFLICT (tracking_code) DO NOTHING RETURNING id""",
+                   ON CONFLICT (tracking_code) DO NOTHING RETURNING id, public_id""",
                 (code, category.id, description, fold(description), lat, lon,
                  nfc(submission.address) if submission.address else None, unit_id, submission.source,
                  submission.source_ref, nfc(submission.reporter_name) if submission.reporter_name else None,
@@ -117,7 +117,7 @@ def submit(
             break
     else:  # pragma: no cover
         raise RuntimeError("could not allocate a tracking code")
-    report_id = row[0]
+    report_id, public_id = row[0], f"YC-{row[1][:4]}-{row[1][4:]}"
     if lat is not None and lon is not None:
         duplicate = likely_duplicate(conn, report_id, category.id, lat, lon, now)
         if duplicate is not None:
@@ -137,7 +137,8 @@ def submit(
             (report_id, video.sha256, video.mime, video.bytes, video.width, video.height, video.duration_s,
              video.storage_key, video.thumb_key),
         )  # fmt: skip
-    evidence: dict[str, Any] = {"report_id": report_id, "tracking_code": code, "category": category.id,
+    # Staff screens (the wall, consoles) show the public id: the tracking code is the reporter's secret.
+    evidence: dict[str, Any] = {"report_id": report_id, "public_id": public_id, "category": category.id,
                                 "description": description[:300],
                                 "photos": [p.thumb_key for p in photos],
                                 "videos": [v.thumb_key for v in videos or []]}  # fmt: skip
@@ -154,7 +155,7 @@ def submit(
     conn.execute(
         "INSERT INTO alert_audit (alert_id, at, actor, action, note, data)"
         " VALUES (%s, %s, 'citizen', 'report', %s, %s)",
-        (alert.id, now, f"phản ánh {code}", Jsonb({"report_id": report_id})),
+        (alert.id, now, f"phản ánh {public_id}", Jsonb({"report_id": report_id})),
     )
     return Accepted(report_id, code, unit_id, due, alert.id, location_from)
 
