@@ -65,7 +65,12 @@ def test_production_profile_is_the_library_default_and_test_hashes_need_rehash()
 @pytest.mark.parametrize(
     ("password", "problem"),
     [
-        ("short", "at least 10"),
+        ("short", "at least 12"),
+        ("1234567890", "at least 12"),
+        ("password123", "at least 12"),
+        (" " * 12, "only spaces"),
+        ("password1234", "too common"),
+        ("  Qwertyuiop123 ", "too common"),
         ("x" * 257, "at most 256"),
         ("Cb-Tra-Kot", "must not be the user name"),
         ("một câu dài dễ nhớ", None),

@@ -124,11 +124,12 @@ def test_disabling_a_user_ends_their_sessions_at_once(world: AuthWorld) -> None:
     assert world.login(name)["user"]["username"] == name
 
 
-def test_password_reset_ends_sessions_and_lifts_a_lockout(world: AuthWorld) -> None:
+def test_password_reset_ends_sessions(world: AuthWorld) -> None:
+    # (There is no lockout to lift any more: failures slow down the guessing address only, issue #15.)
     admin = world.bearer(world.add_user("admin"))
     name = world.add_user("operator")
     pair = world.login(name)
-    for _ in range(5):
+    for _ in range(3):
         world.client.post("/api/auth/login", json={"username": name, "password": "wrong password!"})
     new_password = "một mật khẩu mới"
     response = world.client.put(f"/api/users/{name}/password", json={"password": new_password}, headers=admin)
@@ -159,7 +160,7 @@ def test_changing_ones_own_password_keeps_this_session_and_ends_the_others(world
         headers=headers,
         json={"current_password": "correct horse battery", "new_password": "short"},
     )
-    assert_problem(short, 422, "validation-error", "at least 10")
+    assert_problem(short, 422, "validation-error", "at least 12")
     ok = world.client.post(
         "/api/auth/password",
         headers=headers,

@@ -90,6 +90,7 @@ class AuthWorld:
     clock: ManualClock
     client: TestClient
     context: AuthContext
+    client_address: str = "testclient"
 
     def sql(self, query: str, params: Any = None) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.database_url) as conn:
@@ -128,6 +129,10 @@ class AuthWorld:
             conn.commit()
         return name, key
 
+    def client_from(self, address: str) -> TestClient:
+        """A client of the same app calling from ``address`` (another machine)."""
+        return TestClient(self.client.app, client=(address, 50000))
+
     def login(self, username: str, password: str = PASSWORD) -> dict[str, Any]:
         response = self.client.post("/api/auth/login", json={"username": username, "password": password})
         assert response.status_code == 200, response.text
@@ -147,8 +152,11 @@ def auth_world(
     pool = make_pool(database_url, max_size=4, application_name="ioc-test-auth")
     pool.open(wait=True)
     try:
-        with fast_hashing(), TestClient(build_app(settings, pool, context)) as client:
-            yield AuthWorld(database_url, pool, clock, client, context)  # type: ignore[arg-type]
+        # Each world logs in from its own client address: login throttling (per address, stored in the
+        # shared test database) must not carry over from one test to the next.
+        address = f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.{secrets.randbelow(250) + 1}"
+        with fast_hashing(), TestClient(build_app(settings, pool, context), client=(address, 50000)) as client:
+            yield AuthWorld(database_url, pool, clock, client, context, address)  # type: ignore[arg-type]
     finally:
         pool.close()
 

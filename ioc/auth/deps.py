@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 API_KEY_HEADER = "X-API-Key"
 #: How long a websocket without a token in its URL has to send its ``auth`` message.
 WEBSOCKET_AUTH_TIMEOUT_S = 5.0
+#: Long-lived streams (websocket, MJPEG) check their credentials again this often, so a logout, a
+#: disabled account or an expired token ends them within 5 s (one indexed session lookup each time).
+STREAM_RECHECK_S = 2.0
 
 _bearer_scheme = HTTPBearer(
     auto_error=False,

@@ -25,7 +25,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 log = logging.getLogger(__name__)
 
-MIN_PASSWORD_LENGTH = 10
+MIN_PASSWORD_LENGTH = 12
 # Argon2 accepts anything, but hashing megabytes of "password" is a cheap denial of service.
 MAX_PASSWORD_LENGTH = 256
 MAX_CONCURRENT_HASHES = max(2, min(4, os.cpu_count() or 2))
@@ -97,15 +97,37 @@ def needs_rehash(password_hash: str) -> bool:
 def password_problem(password: str, *, username: str | None = None) -> str | None:
     """Why ``password`` is not acceptable for a new or reset password, or None.
 
-    Length is what matters (NIST SP 800-63B): no composition rules, but not the user name itself.
+    Length is what matters (NIST SP 800-63B): no composition rules, but at least
+    :data:`MIN_PASSWORD_LENGTH` characters that are not all whitespace, not the user name, and not
+    in the list of common passwords (:func:`is_common`).
     """
+    if username and password.strip().casefold() == username.strip().casefold():
+        return "password must not be the user name"
     if len(password) < MIN_PASSWORD_LENGTH:
         return f"password must have at least {MIN_PASSWORD_LENGTH} characters"
     if len(password) > MAX_PASSWORD_LENGTH:
         return f"password must have at most {MAX_PASSWORD_LENGTH} characters"
-    if username and password.strip().casefold() == username.strip().casefold():
-        return "password must not be the user name"
+    if not password.strip():
+        return "password must not be only spaces"
+    if is_common(password):
+        return "password is too common (it is in a list of leaked passwords)"
     return None
+
+
+_common: frozenset[str] | None = None
+
+
+def is_common(password: str) -> bool:
+    """Whether ``password`` (case and surrounding spaces ignored, inner spaces too) is one of the 30,000
+    most common leaked passwords. The list is the one zxcvbn (PyPI ``zxcvbn``) ships, so it is
+    maintained upstream rather than pasted here."""
+    global _common
+    if _common is None:
+        from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+        _common = frozenset(word.casefold() for word in FREQUENCY_LISTS["passwords"])
+    folded = password.strip().casefold()
+    return folded in _common or "".join(folded.split()) in _common
 
 
 def _dummy_hash() -> str:

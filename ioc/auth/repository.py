@@ -3,12 +3,8 @@
 Every function works in the caller's transaction and takes "now" as an argument (from an injected
 :class:`ioc.clock.Clock`), so lockout periods are tested by moving a manual clock.
 
-**Lockout.** ``max_failures`` failed logins in a row, each less than ``window`` after the previous
-one, lock the account for ``lock_for``. While locked, even the right password is refused (without
-spending a hash on it); a success resets the count. The outcome of an attempt is applied under the
-user row's lock, so concurrent guesses are counted exactly. The per-address and per-name login rate limit
-(:mod:`ioc.auth.ratelimit`) is the other half: it slows a guesser who tries many user names instead
-of one.
+**No lockout.** Failed logins never lock an account (that let anyone lock anyone out); guessers
+are slowed down per client address and per (account, address) by :mod:`ioc.auth.throttle`.
 """
 
 from __future__ import annotations
@@ -46,6 +42,8 @@ class ApiKeyExists(Exception):
 
 @dataclass(frozen=True)
 class LockoutPolicy:
+    """Obsolete (accounts are no longer locked by failures); kept so old configurations still load."""
+
     #: Failed logins in a row that lock the account.
     max_failures: int = 5
     #: A failure more than this after the previous one starts a new count.
@@ -116,15 +114,20 @@ def authenticate(
     username: str,
     password: str,
     now: datetime,
-    policy: LockoutPolicy,
+    policy: LockoutPolicy | None = None,
 ) -> LoginResult:
-    """Check a login and record its outcome (failure count, lock, last login); commits itself.
+    """Check a login and record its outcome (failure count, last login); commits itself.
 
     ``connection`` opens a connection that commits on a clean exit (``pool.connection``). The
     Argon2 verification (tens of milliseconds) runs **between** two short transactions, so a burst
     of logins does not hold database connections or row locks while hashing; the outcome is then
-    applied under the user row's lock against the row as it is by then, so concurrent guesses are
-    still counted exactly and a password changed meanwhile does not let the old one in.
+    applied under the user row's lock against the row as it is by then, so a password changed
+    meanwhile does not let the old one in.
+
+    No account is ever locked by failures (anyone could lock anyone out): slowing guessers down is
+    :mod:`ioc.auth.throttle`'s job, per client address and per (account, address). ``failed_logins``
+    still counts failures since the last success, for the admin list; ``policy`` is ignored (kept
+    for callers of the old signature).
 
     A disabled account answers DISABLED only when the password is right; an unknown user costs the
     same hashing time as a known one.
@@ -135,8 +138,6 @@ def authenticate(
         passwords.verify_password(None, password)
         return LoginResult(LoginOutcome.BAD_CREDENTIALS)
     user, password_hash, _ = found
-    if user.locked_at(now):
-        return LoginResult(LoginOutcome.LOCKED, user=user, retry_after=user.locked_until - now)  # type: ignore[operator]
     matches = passwords.verify_password(password_hash, password)
     new_hash = None
     if matches and user.active and password_hash and passwords.needs_rehash(password_hash):
@@ -145,9 +146,7 @@ def authenticate(
         found = _login_row(conn, username, lock=True)
         if found is None:
             return LoginResult(LoginOutcome.BAD_CREDENTIALS)
-        user, current_hash, last_failed = found
-        if user.locked_at(now):
-            return LoginResult(LoginOutcome.LOCKED, user=user, retry_after=user.locked_until - now)  # type: ignore[operator]
+        user, current_hash, _ = found
         if matches and current_hash == password_hash:
             if not user.active:
                 return LoginResult(LoginOutcome.DISABLED, user=user)
@@ -160,18 +159,9 @@ def authenticate(
             return LoginResult(
                 LoginOutcome.OK, user=replace(user, failed_logins=0, locked_until=None, last_login_at=now)
             )
-        # A failure long after the previous one starts a new count.
-        streak = user.failed_logins if last_failed is not None and now - last_failed < policy.window else 0
-        failures = streak + 1
-        if failures >= policy.max_failures:
-            locked_until = now + policy.lock_for
-            conn.execute(
-                "UPDATE users SET failed_logins = 0, locked_until = %s, last_failed_login_at = %s WHERE id = %s",
-                (locked_until, now, user.id),
-            )
-            return LoginResult(LoginOutcome.LOCKED, user=user, retry_after=policy.lock_for)
         conn.execute(
-            "UPDATE users SET failed_logins = %s, last_failed_login_at = %s WHERE id = %s", (failures, now, user.id)
+            "UPDATE users SET failed_logins = failed_logins + 1, last_failed_login_at = %s WHERE id = %s",
+            (now, user.id),
         )
         return LoginResult(LoginOutcome.BAD_CREDENTIALS, user=user)
 

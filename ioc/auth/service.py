@@ -17,6 +17,7 @@ from typing import Any
 
 from ioc.auth.ratelimit import PER_ADDRESS, PER_USERNAME, BucketPolicy, LoginRateLimiter
 from ioc.auth.repository import LockoutPolicy
+from ioc.auth.throttle import ThrottlePolicy
 from ioc.auth.tokens import AccessTokens, AuthConfigError, TokenConfig
 from ioc.clock import Clock, SystemClock
 
@@ -24,7 +25,8 @@ from ioc.clock import Clock, SystemClock
 @dataclass(frozen=True)
 class AuthConfig:
     tokens: TokenConfig = field(default_factory=TokenConfig)
-    lockout: LockoutPolicy = field(default_factory=LockoutPolicy)
+    lockout: LockoutPolicy = field(default_factory=LockoutPolicy)  # obsolete: accounts are never locked
+    throttle: ThrottlePolicy = field(default_factory=ThrottlePolicy)
     per_address: BucketPolicy = PER_ADDRESS
     per_username: BucketPolicy = PER_USERNAME
 

@@ -350,6 +350,12 @@ class ReportCategory(Model):
         description="public_hidden: the commune's staff and the district see the reporter; ioc_only: only district "
         "staff see the report at all (reports about local officials must not reach them).",
     )
+    public_listing: Literal["public", "coarse", "ioc_only"] = Field(
+        default="coarse",
+        description="What public lists (Open311, maps) show of its reports: public: the place as given; coarse: "
+        "the place rounded to about 1 km, no address; ioc_only: not listed at all (implied by privacy: ioc_only).",
+    )
+    sensitive: bool = Field(default=False, description="Public lists never show the text of its reports.")
 
 
 class Escalation(Model):

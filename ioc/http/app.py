@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 import ioc
+from ioc.http import access, logredact
 from ioc.http.apidocs import install_api_docs
 from ioc.http.errors import document_problems_in_openapi, install_error_handlers
 from ioc.http.routes import alerts, auth, health, kpi, live, open311, places, reports, staff_reports, users
@@ -136,6 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_api_docs(app)
     install_error_handlers(app)
     install_security(app, settings.cors_origins, settings.map_tile_url)
+    logredact.install()  # no token or tracking code in uvicorn's access log (issue #15)
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(users.router)
@@ -149,10 +151,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(incident_routes.router)
     app.include_router(reading_routes.router)
     app.include_router(open311.router)
+    app.include_router(open311.discovery_router)
     app.include_router(live.router)
     app.include_router(ui_routes.router)
     document_problems_in_openapi(app)
     ui_routes.mount_vendor(app)
     if STATIC_DIR.is_dir():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="pages")
+    if undeclared := access.undeclared(app):  # tests/test_access_routes.py fails on these
+        log.warning("routes without an access rule in ioc/http/access.py: %s", ", ".join(undeclared))
     return app

@@ -32,12 +32,21 @@ class Category:
     sla_hours: float
     severity: str
     privacy: str = "public_hidden"
+    #: What public lists show: "public", "coarse" or "ioc_only" (see ioc.reports.public).
+    public_listing: str = "coarse"
+    #: Public lists never show the text.
+    sensitive: bool = False
 
     @classmethod
     def of(cls, category: Any) -> Category:
         """From the district configuration's ``ReportCategory``."""
         return cls(category.id, category.name, category.name_en, category.sla_hours, category.severity,
-                   category.privacy)  # fmt: skip
+                   category.privacy, category.public_listing, category.sensitive)  # fmt: skip
+
+    @property
+    def listing(self) -> str:
+        """The public listing level in force: an IOC-only category is never listed, whatever it says."""
+        return "ioc_only" if self.privacy == "ioc_only" else self.public_listing
 
 
 @dataclass(frozen=True)
@@ -97,7 +106,7 @@ def submit(
                        unit_id, source, source_ref, reporter_name, reporter_phone, reporter_email, consent, due_at,
                        created_at, updated_at, privacy)
                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-                   ON CONFLICT (tracking_code) DO NOTHING RETURNING id""",
+                   ON CONFLICT (tracking_code) DO NOTHING RETURNING id, public_id""",
                 (code, category.id, description, fold(description), lat, lon,
                  nfc(submission.address) if submission.address else None, unit_id, submission.source,
                  submission.source_ref, nfc(submission.reporter_name) if submission.reporter_name else None,
@@ -108,7 +117,7 @@ def submit(
             break
     else:  # pragma: no cover
         raise RuntimeError("could not allocate a tracking code")
-    report_id = row[0]
+    report_id, public_id = row[0], f"YC-{row[1][:4]}-{row[1][4:]}"
     if lat is not None and lon is not None:
         duplicate = likely_duplicate(conn, report_id, category.id, lat, lon, now)
         if duplicate is not None:
@@ -128,7 +137,8 @@ def submit(
             (report_id, video.sha256, video.mime, video.bytes, video.width, video.height, video.duration_s,
              video.storage_key, video.thumb_key),
         )  # fmt: skip
-    evidence: dict[str, Any] = {"report_id": report_id, "tracking_code": code, "category": category.id,
+    # Staff screens (the wall, consoles) show the public id: the tracking code is the reporter's secret.
+    evidence: dict[str, Any] = {"report_id": report_id, "public_id": public_id, "category": category.id,
                                 "description": description[:300],
                                 "photos": [p.thumb_key for p in photos],
                                 "videos": [v.thumb_key for v in videos or []]}  # fmt: skip
@@ -145,7 +155,7 @@ def submit(
     conn.execute(
         "INSERT INTO alert_audit (alert_id, at, actor, action, note, data)"
         " VALUES (%s, %s, 'citizen', 'report', %s, %s)",
-        (alert.id, now, f"phản ánh {code}", Jsonb({"report_id": report_id})),
+        (alert.id, now, f"phản ánh {public_id}", Jsonb({"report_id": report_id})),
     )
     return Accepted(report_id, code, unit_id, due, alert.id, location_from)
 
@@ -157,16 +167,17 @@ def public_view(conn: psycopg.Connection, code: str) -> dict[str, Any] | None:
     code = follows(conn, code)
     row = conn.execute(
         """SELECT r.tracking_code, r.category, r.status, r.created_at, r.updated_at, r.due_at, r.resolved_at,
-                  r.rating, u.name, (SELECT count(*) FROM report_media m WHERE m.report_id = r.id)
+                  r.rating, u.name, (SELECT count(*) FROM report_media m WHERE m.report_id = r.id), r.public_id
            FROM reports r LEFT JOIN units u ON u.id = r.unit_id WHERE r.tracking_code = %s""",
         (code,),
     ).fetchone()
     if row is None:
         return None
     keys = ("tracking_code", "category", "status", "created_at", "updated_at", "due_at", "resolved_at", "rating",
-            "unit_name", "photos")  # fmt: skip
+            "unit_name", "photos", "public_id")  # fmt: skip
     view = dict(zip(keys, row, strict=True))
     view["tracking_code"] = own
+    view["public_id"] = f"YC-{view['public_id'][:4]}-{view['public_id'][4:]}"  # as public lists show it
     view["merged_into"] = code if code != own else None
     view["supporters"] = conn.execute(
         "SELECT 1 + count(*) FROM reports WHERE merged_into = (SELECT id FROM reports WHERE tracking_code = %s)",

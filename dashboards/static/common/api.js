@@ -173,13 +173,6 @@ export function bindLoginForm(form, onLoggedIn) {
   });
 }
 
-/** A URL with the access token as `?access_token=` (for <img> tags and the websocket). */
-export function withToken(path) {
-  const url = new URL(path, location.origin);
-  url.searchParams.set("access_token", accessToken());
-  return url.pathname + url.search;
-}
-
 /** Refresh the access token a minute before it expires, while the page is open. */
 export function keepSessionFresh() {
   setInterval(() => {

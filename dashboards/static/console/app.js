@@ -131,7 +131,7 @@ function reportRow(report) {
   const open = el(
     "button",
     { type: "button", class: "row-main", onclick: () => safely(openReport(report.id)) },
-    el("span", { class: "row-title", text: `${report.tracking_code} · ${categoryName(report.category)}` }),
+    el("span", { class: "row-title", text: `${report.public_id} · ${categoryName(report.category)}` }),
     el("span", { class: "row-text", text: report.description.slice(0, 140) }),
     el("span", { class: "row-meta" },
       el("span", { class: `status report-${report.status}`, text: t(`report.${report.status}`) }),

@@ -93,7 +93,7 @@ export function renderReportDetail(report, alert, { unitName, categoryName, form
       el("span", { class: "muted", text: ` · ${t(r.public ? "report.reply_public" : "report.reply_internal")}` }),
       el("p", { class: "note", text: r.text }))));
   return el("article", { class: "detail-card" },
-    el("h2", { tabindex: "-1", text: `${report.tracking_code} · ${categoryName(report.category)}` }),
+    el("h2", { tabindex: "-1", text: `${report.public_id} · ${categoryName(report.category)}` }),
     el("p", {},
       el("span", { class: `status report-${report.status}`, id: "detail-status", text: t(`report.${report.status}`) }),
       report.overdue ? el("span", { class: "overdue", text: ` · ${t("report.overdue")}` }) : null),

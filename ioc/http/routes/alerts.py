@@ -22,6 +22,7 @@ from fastapi import APIRouter, Body, Depends, File, Query, Request, Response, Up
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from ioc.alerts import media as alert_media
 from ioc.alerts.lifecycle import MOVES, AlertNotFound, InvalidAction, act
 from ioc.alerts.model import Severity
 from ioc.auth.deps import current_principal
@@ -290,6 +291,11 @@ async def act_on_alert(request: Request, principal: Caller, alert_id: int, body:
             _load_visible(conn, alert_id, principal)
             if body.action == "assign" and body.unit_id and not principal.is_district_wide:
                 raise Problem(403, "forbidden", "only district staff assign alerts to units")
+            if body.photo_ref and not alert_media.uploaded_for(conn, alert_id, body.photo_ref):
+                raise Problem(422, "validation-error", "/photo_ref: not a photo uploaded for this alert "
+                              "(POST /api/alerts/{id}/photos first)",
+                              errors=[{"detail": "not a photo uploaded for this alert", "location": "body",
+                                       "pointer": "#/photo_ref"}])  # fmt: skip
             try:
                 act(conn, alert_id, body.action, actor=principal.actor, now=SystemClock().now(),
                     note=body.note, photo_ref=body.photo_ref, assign_to_unit=body.unit_id)  # fmt: skip
@@ -340,6 +346,7 @@ async def receive_cap(
             message = parse_cap(document)
             with _state(request).pool.connection() as conn, conn.transaction():
                 result = apply_cap(conn, message, document, now=SystemClock().now())
+                _confine_cap(conn, principal, result.alert_id)
         except CapError as exc:
             raise Problem(
                 400, "validation-error", f"invalid CAP 1.2 document: {exc}",
@@ -348,6 +355,16 @@ async def receive_cap(
         return {"alert_id": result.alert_id, "action": result.action, "detail": result.message}
 
     return await asyncio.to_thread(run)
+
+
+def _confine_cap(conn: Any, principal: Principal, alert_id: int | None) -> None:
+    """A key bound to a commune may only raise or change alerts of that commune (the transaction
+    is rolled back otherwise): its CAP area decides the alert's unit, so check the outcome."""
+    if principal.is_district_wide or alert_id is None:
+        return
+    row = conn.execute("SELECT unit_id FROM alerts WHERE id = %s", (alert_id,)).fetchone()
+    if row is None or not principal.can_see_unit(row[0]):
+        raise Problem(403, "forbidden", "this CAP message's area is outside the unit of your API key")
 
 
 @router.post("/alerts/{alert_id}/photos", status_code=201, summary="Upload a photo for an action on the alert",
@@ -369,6 +386,12 @@ async def upload_alert_photo(request: Request, principal: Caller, alert_id: int,
         stored = await asyncio.to_thread(store_photo, await photo.read(MAX_BYTES + 1), media_root)
     except MediaRefused as exc:
         raise Problem(400, "validation-error", f"ảnh ({photo.filename}): {exc}") from exc
+
+    def record() -> None:
+        with _state(request).pool.connection() as conn:
+            alert_media.record_upload(conn, alert_id, stored.storage_key, by=principal.actor, now=SystemClock().now())
+
+    await asyncio.to_thread(record)
     return {"photo_ref": stored.storage_key, "url": f"/api/alerts/{alert_id}/photos/{stored.sha256}"}
 
 
@@ -383,7 +406,7 @@ async def alert_photo(request: Request, principal: Caller, alert_id: int, sha256
         with _state(request).pool.connection() as conn:
             _load_visible(conn, alert_id, principal)
             row = conn.execute(
-                "SELECT photo_ref FROM alert_audit WHERE alert_id = %s AND photo_ref LIKE %s LIMIT 1",
+                "SELECT photo_ref FROM alert_photos WHERE alert_id = %s AND photo_ref LIKE %s LIMIT 1",
                 (alert_id, f"reports/{sha256[:2]}/{sha256}.%"),
             ).fetchone()
             return row[0] if row else None

@@ -4,19 +4,21 @@ Flow: ``POST /api/auth/login`` with a user name and password answers an access t
 and a refresh token (14 days, single use). Send the access token as ``Authorization: Bearer ...``;
 before it expires, ``POST /api/auth/refresh`` exchanges the refresh token for a new pair (the old
 refresh token is spent: presenting it again ends the whole login session). ``POST /api/auth/logout``
-ends the session. Login attempts are rate-limited per client address and per user name, and an
-account is locked for a while after repeated failures (see docs/http-api.md, "Authentication").
+ends the session. Failed logins slow down the address they come from (per account and overall,
+growing delays, shared by every replica); no account is ever locked by them (see docs/http-api.md,
+"Authentication").
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import secrets
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from ioc.auth import passwords, repository
+from ioc.auth import passwords, repository, throttle
 from ioc.auth.deps import AuthFailure, Caller, auth_context, bearer_token
 from ioc.auth.principal import Principal
 from ioc.auth.service import AuthContext
@@ -161,6 +163,14 @@ def _client_address(request: Request) -> str:
 # -- routes -----------------------------------------------------------------------------------------
 
 
+INVALID_CREDENTIALS = "user name or password is wrong"
+
+
+def _refused() -> Problem:
+    """The one answer to a refused login: unknown user, wrong password and throttled look alike."""
+    return Problem(401, "invalid-credentials", INVALID_CREDENTIALS, headers={"WWW-Authenticate": 'Bearer realm="ioc"'})
+
+
 @router.post(
     "/login",
     response_model=TokenPair,
@@ -169,77 +179,68 @@ def _client_address(request: Request) -> str:
         401,
         403,
         422,
-        423,
-        429,
         503,
         examples={
-            401: _example(401, "invalid-credentials", "user name or password is wrong", "/api/auth/login"),
+            401: _example(401, "invalid-credentials", INVALID_CREDENTIALS, "/api/auth/login"),
             403: _example(403, "account-disabled", "this account is disabled; ask an administrator", "/api/auth/login"),
-            423: _example(
-                423,
-                "account-locked",
-                "5 failed logins in a row: the account is locked; retry in 900 s",
-                "/api/auth/login",
-                retry_after_s=900,
-            ),
-            429: _example(
-                429,
-                "rate-limited",
-                "too many login attempts from this address; retry in 6 s",
-                "/api/auth/login",
-                retry_after_s=6,
-            ),
         },
     ),
 )
 def login(request: Request, response: Response, context: Context, body: LoginRequest) -> TokenPair:
-    """Answers an access token and a refresh token. A wrong password, an unknown user and a user
-    without a password all answer the same 401 in the same time. Repeated failures lock the account
-    (423, with `Retry-After`); too many attempts from one address or for one name answer 429."""
+    """Answers an access token and a refresh token. A wrong password, an unknown user, a user without
+    a password and an attempt slowed down by the throttle all answer the same 401 after the same
+    hashing time. Failures never lock an account: they slow down the address they come from, for
+    that account and overall (growing delays, `ioc.auth.throttle`); the owner logging in from
+    elsewhere is not affected. Every refusal is audited; a guessing pattern raises an alert."""
     username = body.username.strip().casefold()
-    limited = context.login_limiter.check(_client_address(request), username)
-    if limited:
-        which, wait = limited
-        what = "from this address" if which == "address" else "for this user name"
-        raise Problem(
-            429,
-            "rate-limited",
-            f"too many login attempts {what}; retry in {wait} s",
-            headers={"Retry-After": str(wait)},
-            retry_after_s=wait,
-        )
+    address = _client_address(request)
+    policy = context.config.throttle
     now = context.clock.now()
-    pair = None
-    # authenticate() commits the failure count itself, so raising a refusal below loses nothing.
-    result = repository.authenticate(_pool(request).connection, username, body.password, now, context.config.lockout)
-    if result.outcome is repository.LoginOutcome.OK and result.user is not None:
-        with _pool(request).connection() as conn:
-            refresh = start_session(
-                conn,
-                result.user.id,
-                now,
-                context.config.tokens,
-                client_addr=_client_address(request),
-                user_agent=request.headers.get("user-agent"),
-            )
-            pair = _pair(context, conn, result.user, refresh, now)
-    if pair is not None:
-        response.headers.update(NO_STORE)
-        return pair
-    if result.outcome is repository.LoginOutcome.LOCKED:
-        wait = max(1, int((result.retry_after.total_seconds() if result.retry_after else 1) + 0.999))
-        raise Problem(
-            423,
-            "account-locked",
-            f"{context.config.lockout.max_failures} failed logins in a row: the account is locked; retry in {wait} s",
-            headers={"Retry-After": str(wait)},
-            retry_after_s=wait,
-        )
-    if result.outcome is repository.LoginOutcome.DISABLED:
+    pool = _pool(request)
+    with pool.connection() as conn:
+        throttled = throttle.blocked(conn, address, username, now)
+    if throttled:
+        passwords.verify_password(None, body.password)  # the same time as a real check
+        outcome = "throttled"
+    else:
+        result = repository.authenticate(pool.connection, username, body.password, now)
+        if result.outcome is repository.LoginOutcome.OK and result.user is not None:
+            with pool.connection() as conn:
+                throttle.record_success(conn, address, username)
+                refresh = start_session(conn, result.user.id, now, context.config.tokens, client_addr=address,
+                                        user_agent=request.headers.get("user-agent"))  # fmt: skip
+                pair = _pair(context, conn, result.user, refresh, now)
+            response.headers.update(NO_STORE)
+            return pair
+        outcome = "disabled" if result.outcome is repository.LoginOutcome.DISABLED else "bad_credentials"
+    with pool.connection() as conn:
+        throttle.record_failure(conn, address, username, now, outcome, policy)
+        if secrets.randbelow(200) == 0:  # now and then, forget old counts (no scheduler needed)
+            throttle.forget_old(conn, now, policy, keep_audit=timedelta(days=90))
+        suspects = throttle.brute_force_suspects(conn, now, policy, address=address, username=username)
+        if suspects:
+            _raise_brute_force_alerts(conn, suspects, now)
+    if outcome == "disabled":  # only said to whoever knows the password
         raise Problem(403, "account-disabled", "this account is disabled; ask an administrator")
-    raise Problem(
-        401, "invalid-credentials", "user name or password is wrong", headers={"WWW-Authenticate": 'Bearer realm="ioc"'}
-    )
+    raise _refused()
+
+
+def _raise_brute_force_alerts(conn: Any, suspects: list[throttle.Suspect], now: datetime) -> None:
+    """A district alert per suspect (deduplicated while open: repeats only raise its count)."""
+    from ioc.alerts.model import AlertDraft, Severity
+    from ioc.alerts.store import raise_alerts
+
+    drafts = []
+    for s in suspects:
+        if s.kind == "address":
+            title = f"Dò mật khẩu: {s.failures} lần đăng nhập sai từ {s.who} trên {s.spread} tài khoản"
+        else:
+            title = f"Dò mật khẩu tài khoản {s.who}: {s.failures} lần sai từ {s.spread} địa chỉ"
+        drafts.append(AlertDraft(kind="security.brute_force", severity=Severity.SEVERE, title=title, at=now,
+                                 unit_id=None, dedup_key=s.dedup_key,
+                                 evidence={"kind": s.kind, "who": s.who, "failures": s.failures,
+                                           "spread": s.spread}))  # fmt: skip
+    raise_alerts(conn, drafts, now=now)
 
 
 @router.post(

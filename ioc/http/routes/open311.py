@@ -1,15 +1,17 @@
 """Open311 GeoReport v2 at ``/open311/v2/``, so that a standard Open311 client works unchanged.
 
 Services are the report categories; a service request is a citizen report, its id the report's
-tracking code (unguessable, unlike a sequence). Every endpoint answers JSON or XML by its suffix,
-errors included (``[{"code": 400, "description": "..."}]`` / ``<errors><error>...``). Posting needs
-an ``api_key`` of an integration (a partner app); reading is public and rate-limited, and shows no
-personal data (names, phone numbers and e-mails are never returned).
+public id (``YC-XXXX-XXXX``); the tracking code stays the reporter's secret and is never shown here.
+Lists follow each category's privacy level (ioc.reports.public, docs/open311.md). Every endpoint
+answers JSON or XML by its suffix, errors included (``[{"code": 400, "description": "..."}]`` /
+``<errors><error>...``). Posting needs an ``api_key`` of an integration (a partner app); reading is
+public and rate-limited, and shows no personal data (names, phone numbers and e-mails never).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -22,11 +24,13 @@ from fastapi.responses import JSONResponse, Response
 from ioc.auth.ratelimit import BucketPolicy, TokenBuckets
 from ioc.http.routes.reports import categories_of, unit_locator_of
 from ioc.http.state import AppState
-from ioc.reports import codes
+from ioc.reports import public
 from ioc.reports.service import Submission, submit
 from ioc.text import nfc
 
 router = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"])
+#: The GeoReport v2 service discovery document lives beside the versioned endpoint.
+discovery_router = APIRouter(prefix="/open311", tags=["Open311 GeoReport v2"])
 
 READ_LIMIT = BucketPolicy(capacity=60, refill_per_s=1.0)
 POST_LIMIT = BucketPolicy(capacity=30, refill_per_s=0.5)
@@ -73,14 +77,14 @@ def _error(fmt: str, status: int, description: str) -> Response:
                    [{"code": status, "description": description}], status)  # fmt: skip
 
 
-def _check(request: Request, fmt: str, limit: BucketPolicy, key: str | None = None) -> None:
+def _check(request: Request, fmt: str, limit: BucketPolicy, key: str | None = None, jurisdiction: str = "") -> None:
     if fmt not in ("json", "xml"):
         raise Open311Error(404, f"format {fmt!r} is not supported: use .json or .xml")
     name = f"open311_{'post' if limit is POST_LIMIT else 'read'}"
     buckets = request.app.state.__dict__.setdefault(name, TokenBuckets(limit, time.monotonic))
     if buckets.take(key or (request.client.host if request.client else "unknown")) > 0:
         raise Open311Error(429, "too many requests; slow down")
-    jurisdiction = request.query_params.get("jurisdiction_id")
+    jurisdiction = jurisdiction or request.query_params.get("jurisdiction_id") or ""
     if jurisdiction and jurisdiction != _jurisdiction(request):
         raise Open311Error(404, f"jurisdiction_id {jurisdiction!r} not found (this is {_jurisdiction(request)!r})")
 
@@ -124,36 +128,38 @@ async def service_definition(request: Request, service_code: str, fmt: str) -> R
         _check(request, fmt, READ_LIMIT)
         if service_code not in categories_of(request):
             raise Open311Error(404, f"service_code {service_code!r} not found")
-        return _render(fmt, "service_definition", "service_definition",
-                       {"service_code": service_code, "attributes": []})  # fmt: skip
+        definition = {"service_code": service_code, "attributes": []}
+        if fmt == "xml":  # the spec's shape: one <service_definition> root holding the fields
+            body = "".join(_xml_value(k, v) for k, v in definition.items())
+            return Response(f'<?xml version="1.0" encoding="utf-8"?><service_definition>{body}</service_definition>',
+                            media_type="text/xml; charset=utf-8")  # fmt: skip
+        return _render(fmt, "service_definition", "service_definition", definition)
 
     return await _guard(request, fmt, call)
 
 
-def _request_row(row: tuple, names: dict[str, str]) -> dict[str, Any]:
-    code, category, status, description, lat, lon, address, created, updated, due, media = row
+def _request_row(view: dict[str, Any]) -> dict[str, Any]:
+    """A public view (:mod:`ioc.reports.public`) in GeoReport v2's fields: the public id, never the
+    tracking code; no contact data; text and place as the category's privacy level allows."""
     return {
-        "service_request_id": codes.display(code),
-        "status": "open" if status in OPEN else "closed",
-        "status_notes": STATUS_NOTES.get(status, status),
-        "service_name": names.get(category, category),
-        "service_code": category,
-        "description": description,
+        "service_request_id": public.display_id(view["public_id"]),
+        "status": "open" if view["open"] else "closed",
+        "status_notes": STATUS_NOTES.get(view["status"], view["status"]),
+        "service_name": view["service_name"],
+        "service_code": view["service_code"],
+        "description": view["description"],
         "agency_responsible": None,
         "service_notice": None,
-        "requested_datetime": created,
-        "updated_datetime": updated,
-        "expected_datetime": due,
-        "address": address,
+        "requested_datetime": view["created_at"],
+        "updated_datetime": view["updated_at"],
+        "expected_datetime": view["due_at"],
+        "address": view["address"],
         "address_id": None,
         "zipcode": None,
-        "lat": lat,
-        "long": lon,
-        "media_url": media[0] if media else None,
+        "lat": view["lat"],
+        "long": view["lon"],
+        "media_url": view["media_url"],
     }
-
-
-_COLUMNS = "tracking_code, category, status, description, lat, lon, address, created_at, updated_at, due_at, media_urls"
 
 
 def _date(value: str | None, name: str) -> datetime | None:
@@ -171,57 +177,51 @@ async def list_requests(request: Request, fmt: str) -> Response:
     async def call() -> Response:
         _check(request, fmt, READ_LIMIT)
         q = request.query_params
-        where, params = ["TRUE"], []
-        if q.get("service_request_id"):
-            wanted = [codes.normalise(x) for x in q["service_request_id"].split(",")]
-            where.append("tracking_code = ANY(%s)")
-            params.append([c for c in wanted if c])
-        if q.get("service_code"):
-            where.append("category = ANY(%s)")
-            params.append(q["service_code"].split(","))
-        if q.get("status"):
-            statuses = set(q["status"].split(","))
-            if not statuses <= {"open", "closed"}:
-                raise Open311Error(400, "status must be open, closed or both")
-            wanted_statuses = [s for s in (*OPEN, "resolved", "closed", "rejected")
-                               if ("open" if s in OPEN else "closed") in statuses]  # fmt: skip
-            where.append("status = ANY(%s)")
-            params.append(wanted_statuses)
-        start, end = _date(q.get("start_date"), "start_date"), _date(q.get("end_date"), "end_date")
-        if start:
-            where.append("created_at >= %s")
-            params.append(start)
-        if end:
-            where.append("created_at <= %s")
-            params.append(end)
-        if not (start or end or q.get("service_request_id")):
-            where.append("created_at >= now() - interval '90 days'")
-        names = {c.id: c.name for c in categories_of(request).values()}
+        filters = public.Filters()
+        if q.get("service_request_id"):  # overrides every other filter (GeoReport v2)
+            wanted = [public.parse_id(x) for x in q["service_request_id"].split(",")]
+            filters = public.Filters(public_ids=[w for w in wanted if w])
+        else:
+            statuses = None
+            if q.get("status"):
+                asked = set(q["status"].split(","))
+                if not asked <= {"open", "closed"}:
+                    raise Open311Error(400, "status must be open, closed or both")
+                statuses = [s for s in (*OPEN, "resolved", "closed", "rejected")
+                            if ("open" if s in OPEN else "closed") in asked]  # fmt: skip
+            filters = public.Filters(
+                service_codes=q["service_code"].split(",") if q.get("service_code") else None, statuses=statuses,
+                start=_date(q.get("start_date"), "start_date"), end=_date(q.get("end_date"), "end_date"),
+            )  # fmt: skip
+        categories = categories_of(request)
 
         def query() -> list[dict[str, Any]]:
             with _state(request).pool.connection() as conn:
-                rows = conn.execute(f"SELECT {_COLUMNS} FROM reports WHERE {' AND '.join(where)}"
-                                    " ORDER BY created_at DESC LIMIT 1000", params).fetchall()  # fmt: skip
-            return [_request_row(r, names) for r in rows]
+                return [_request_row(v) for v in public.requests(conn, filters, categories)]
 
         return _render(fmt, "service_requests", "request", await asyncio.to_thread(query))
 
     return await _guard(request, fmt, call)
 
 
+async def _one(request: Request, text: str) -> list[dict[str, Any]]:
+    public_id = public.parse_id(text)
+    if public_id is None:
+        return []
+    categories = categories_of(request)
+
+    def query() -> list[dict[str, Any]]:
+        with _state(request).pool.connection() as conn:
+            return [_request_row(v) for v in public.requests(conn, public.Filters(public_ids=[public_id]), categories)]
+
+    return await asyncio.to_thread(query)
+
+
 @router.get("/requests/{service_request_id}.{fmt}", summary="One service request")
 async def get_request(request: Request, service_request_id: str, fmt: str) -> Response:
     async def call() -> Response:
         _check(request, fmt, READ_LIMIT)
-        code = codes.normalise(service_request_id)
-        names = {c.id: c.name for c in categories_of(request).values()}
-
-        def query() -> list[dict[str, Any]]:
-            with _state(request).pool.connection() as conn:
-                rows = conn.execute(f"SELECT {_COLUMNS} FROM reports WHERE tracking_code = %s", (code,)).fetchall()
-            return [_request_row(r, names) for r in rows]
-
-        rows = await asyncio.to_thread(query) if code else []
+        rows = await _one(request, service_request_id)
         if not rows:
             raise Open311Error(404, f"service_request_id {service_request_id!r} not found")
         return _render(fmt, "service_requests", "request", rows)
@@ -233,14 +233,34 @@ async def get_request(request: Request, service_request_id: str, fmt: str) -> Re
 async def token_status(request: Request, token: str, fmt: str) -> Response:
     async def call() -> Response:
         _check(request, fmt, READ_LIMIT)
-        code = codes.normalise(token)
-        if code is None:
+        # Requests are created synchronously: a token is the request's public id; unknown ones are 404.
+        rows = await _one(request, token)
+        if not rows:
             raise Open311Error(404, f"token {token!r} not found")
-        # Requests are created synchronously: the token is the request id itself.
         return _render(fmt, "service_requests", "request",
-                       [{"service_request_id": codes.display(code), "token": token}])  # fmt: skip
+                       [{"service_request_id": rows[0]["service_request_id"], "token": token}])  # fmt: skip
 
     return await _guard(request, fmt, call)
+
+
+_ATTRIBUTE = re.compile(r"^attribute\[([^\[\]]{1,100})\](\[\])?$")
+
+
+def _attributes(form: Any) -> dict[str, Any]:
+    """``attribute[code]=v`` as a string, ``attribute[code][]=v1&attribute[code][]=v2`` kept whole as a list."""
+    found: dict[str, Any] = {}
+    for key, value in form.multi_items():
+        match = _ATTRIBUTE.match(key)
+        if match is None:
+            continue
+        code, many = match.group(1), match.group(2)
+        if many:
+            found.setdefault(code, [])
+            if isinstance(found[code], list):
+                found[code].append(str(value))
+        else:
+            found[code] = str(value)
+    return found
 
 
 @router.post("/requests.{fmt}", summary="Create a service request (api_key of a partner app)")
@@ -248,7 +268,7 @@ async def create_request(request: Request, fmt: str) -> Response:
     async def call() -> Response:
         form = await request.form()
         api_key = str(form.get("api_key") or request.query_params.get("api_key") or "")
-        _check(request, fmt, POST_LIMIT, key=api_key or None)
+        _check(request, fmt, POST_LIMIT, key=api_key or None, jurisdiction=str(form.get("jurisdiction_id") or ""))
         from ioc.auth import repository
 
         def verify() -> Any:
@@ -260,26 +280,32 @@ async def create_request(request: Request, fmt: str) -> Response:
             raise Open311Error(403, "a valid api_key of a partner application is required")
         code = str(form.get("service_code") or "")
         categories = categories_of(request)
+        if not code:
+            raise Open311Error(400, "service_code is required")
         if code not in categories:
-            raise Open311Error(400, f"service_code {code!r} not found" if code else "service_code is required")
+            raise Open311Error(404, f"service_code {code!r} not found")
         try:
             lat = float(form["lat"]) if form.get("lat") else None
             lon = float(form["long"]) if form.get("long") else None
         except ValueError as exc:
             raise Open311Error(400, "lat and long must be decimal degrees") from exc
-        address = str(form.get("address_string") or "") or None
-        if (lat is None or lon is None) and not address:
-            raise Open311Error(400, "a location is required: lat and long, or address_string")
+        address = str(form.get("address_string") or "").strip()[:500] or None
+        address_id = str(form.get("address_id") or "").strip()[:200] or None
+        if (lat is None or lon is None) and not address and not address_id:
+            raise Open311Error(400, "a location is required: lat and long, address_string or address_id")
         if lat is not None and not (-90 <= lat <= 90 and -180 <= (lon or 0) <= 180):
             raise Open311Error(400, "lat/long out of range")
+        # GeoReport v2: description is optional (at most 4,000 characters); media_url any URL.
         description = nfc(str(form.get("description") or "")).strip()
-        if not description or len(description) > 4000:
-            raise Open311Error(400, "description is required (at most 4000 characters)")
-        media = str(form.get("media_url") or "")
-        if media and not media.startswith("https://"):
-            raise Open311Error(400, "media_url must be an https URL")
+        if len(description) > 4000:
+            raise Open311Error(400, "description has at most 4000 characters")
+        media = str(form.get("media_url") or "").strip()
+        if media and (not re.fullmatch(r"https?://[^\s<>\"]{1,2000}", media)):
+            raise Open311Error(400, "media_url must be an http(s) URL")
         name = " ".join(str(form.get(k) or "") for k in ("first_name", "last_name")).strip() or None
-        attributes = {k[len("attribute[") : -1]: str(v) for k, v in form.multi_items() if k.startswith("attribute[")}
+        attributes = _attributes(form)
+        if address_id:
+            attributes["address_id"] = address_id
         submission = Submission(category=code, description=description, lat=lat, lon=lon, address=address,
                                 reporter_name=name, reporter_phone=str(form.get("phone") or "") or None,
                                 reporter_email=str(form.get("email") or "") or None, source="open311",
@@ -289,15 +315,48 @@ async def create_request(request: Request, fmt: str) -> Response:
             locator = unit_locator_of(request)
             with _state(request).pool.connection() as conn, conn.transaction():
                 accepted = submit(conn, submission, [], categories=categories, locator=locator, now=datetime.now(UTC))
+                # A partner app bound to a commune reports for that commune only (rolled back otherwise).
+                bound = principal.unit_id and not principal.is_district_wide
+                if bound and accepted.unit_id not in repository.units_in_scope(conn, principal.unit_id):
+                    raise Open311Error(403, "this location is outside the unit of your api_key")
                 from psycopg.types.json import Jsonb
 
                 conn.execute("UPDATE reports SET media_urls = %s, attributes = %s WHERE id = %s",
                              ([media] if media else [], Jsonb(attributes), accepted.report_id))  # fmt: skip
-            return accepted.tracking_code
+                return public.public_id_of(conn, accepted.report_id)
 
-        tracking = await asyncio.to_thread(run)
+        public_id = await asyncio.to_thread(run)
+        # The public id: the tracking code stays the reporter's secret and is never sent to partner apps.
         return _render(fmt, "service_requests", "request",
-                       [{"service_request_id": codes.display(tracking), "service_notice": None,
+                       [{"service_request_id": public.display_id(public_id), "service_notice": None,
                          "account_id": None}])  # fmt: skip
+
+    return await _guard(request, fmt, call)
+
+
+@discovery_router.get("/discovery.{fmt}", summary="GeoReport v2 service discovery")
+async def discovery(request: Request, fmt: str) -> Response:
+    """Where the endpoint is and what it speaks (http://wiki.open311.org/Service_Discovery)."""
+
+    async def call() -> Response:
+        _check(request, fmt, READ_LIMIT)
+        base = str(request.base_url).rstrip("/")
+        document = {
+            "changeset": "2026-12-06T00:00:00+07:00",
+            "contact": "Trung tâm điều hành thông minh (IOC) – " + _jurisdiction(request),
+            "key_service": "api_key: ask the IOC administrators for an integration key",
+            "endpoints": [{"specification": "http://wiki.open311.org/GeoReport_v2", "url": f"{base}/open311/v2",
+                           "changeset": "2026-12-06T00:00:00+07:00", "type": "production",
+                           "formats": ["application/json", "text/xml"]}],
+        }  # fmt: skip
+        if fmt == "xml":
+            endpoint = document["endpoints"][0]
+            formats = "".join(f"<format>{f}</format>" for f in endpoint["formats"])
+            inner = "".join(_xml_value(k, v) for k, v in endpoint.items() if k != "formats")
+            head = "".join(_xml_value(k, v) for k, v in document.items() if k != "endpoints")
+            return Response(f'<?xml version="1.0" encoding="utf-8"?><discovery>{head}<endpoints><endpoint>{inner}'
+                            f"<formats>{formats}</formats></endpoint></endpoints></discovery>",
+                            media_type="text/xml; charset=utf-8")  # fmt: skip
+        return JSONResponse(document)
 
     return await _guard(request, fmt, call)

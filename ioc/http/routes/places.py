@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,7 +18,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel
 
-from ioc.auth.deps import Caller
+from ioc.auth.deps import STREAM_RECHECK_S, Caller
 from ioc.auth.principal import Principal
 from ioc.http.errors import Problem, problem_responses
 from ioc.http.state import AppState
@@ -115,33 +116,44 @@ async def list_devices(
     return await asyncio.to_thread(query)
 
 
-async def _camera_viewer(request: Request, camera_id: str, access_token: str | None) -> Path:
+async def _camera_viewer(request: Request, camera_id: str, access_token: str | None) -> tuple[Path, Callable]:
     """The staff caller (header, or ``?access_token=`` for an ``<img>`` tag) may see the camera: its
-    live frame's path. 404 for a camera outside the caller's units, as for one that does not exist."""
+    live frame's path, and a check that the caller's credentials still hold (None) or why not, for
+    streams. 404 for a camera outside the caller's units, as for one that does not exist."""
     from ioc.auth.deps import AuthFailure, _credentials, _pool, auth_context, resolve_principal
 
     token, api_key = _credentials(request.headers)
 
+    def principal() -> Any:
+        return resolve_principal(auth_context(request), _pool(request.app),
+                                 access_token=token or access_token, api_key=api_key)  # fmt: skip
+
     def check() -> str | None:
         try:
-            principal = resolve_principal(auth_context(request), _pool(request.app),
-                                          access_token=token or access_token, api_key=api_key)  # fmt: skip
+            caller = principal()
         except AuthFailure as failure:
             raise Problem(401, failure.slug, failure.reason) from None
-        _require_staff(principal)
+        _require_staff(caller)
         with _state(request).pool.connection() as conn:
             row = conn.execute("SELECT unit_id FROM devices WHERE id = %s AND kind = 'camera'", (camera_id,)).fetchone()
-        return row[0] if row and principal.can_see_unit(row[0]) else None
+        return row[0] if row and caller.can_see_unit(row[0]) else None
+
+    async def still_valid() -> str | None:
+        try:
+            await asyncio.to_thread(principal)
+        except AuthFailure as failure:
+            return failure.reason
+        return None
 
     if not re.fullmatch(r"[a-z0-9]+(?:-[a-z0-9]+)*", camera_id) or await asyncio.to_thread(check) is None:
         raise Problem(404, "not-found", f"no camera {camera_id!r}")
-    return Path(_state(request).settings.var_dir) / "media" / "live" / f"{camera_id}.jpg"
+    return Path(_state(request).settings.var_dir) / "media" / "live" / f"{camera_id}.jpg", still_valid
 
 
 @router.get("/cameras/{camera_id}/latest.jpg", summary="The camera's latest annotated frame (detections drawn)",
             response_class=FileResponse, responses=problem_responses(401, 403, 404))  # fmt: skip
 async def camera_latest(request: Request, camera_id: str, access_token: str | None = None) -> FileResponse:
-    path = await _camera_viewer(request, camera_id, access_token)
+    path, _ = await _camera_viewer(request, camera_id, access_token)
     if not path.is_file():
         raise Problem(404, "not-found", f"camera {camera_id!r} has no recent frame (no detector watching it?)")
     return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
@@ -150,11 +162,18 @@ async def camera_latest(request: Request, camera_id: str, access_token: str | No
 @router.get("/cameras/{camera_id}/mjpeg", summary="The camera's annotated frames as an MJPEG stream",
             response_class=StreamingResponse, responses=problem_responses(401, 403, 404))  # fmt: skip
 async def camera_mjpeg(request: Request, camera_id: str, access_token: str | None = None) -> StreamingResponse:
-    path = await _camera_viewer(request, camera_id, access_token)
+    path, still_valid = await _camera_viewer(request, camera_id, access_token)
 
     async def frames() -> AsyncIterator[bytes]:
+        """Frames until the client goes, or its credentials stop holding (logout, disabled, expired):
+        checked every STREAM_RECHECK_S, so a stream ends within 5 s of a logout."""
         last = None
+        recheck_at = time.monotonic() + STREAM_RECHECK_S
         while not await request.is_disconnected():
+            if time.monotonic() >= recheck_at:
+                if await still_valid() is not None:
+                    return
+                recheck_at = time.monotonic() + STREAM_RECHECK_S
             try:
                 stamp = path.stat().st_mtime_ns
                 if stamp != last:
@@ -178,13 +197,17 @@ async def evidence_image(request: Request, principal: Caller, ref: str) -> FileR
     if match is None:
         raise Problem(404, "not-found", "no such evidence image")
 
-    def unit_of_camera() -> str | None:
+    def visible() -> bool:
+        """Staff of the camera's unit, or whoever sees an alert citing this image (e.g. its assignee)."""
+        from ioc.alerts.media import evidence_seen_through_alert
+
         with _state(request).pool.connection() as conn:
             row = conn.execute("SELECT unit_id FROM devices WHERE id = %s", (match["camera"],)).fetchone()
-        return row[0] if row else None
+            if row is None:
+                return False
+            return principal.can_see_unit(row[0]) or evidence_seen_through_alert(conn, ref, principal.visible_units())
 
-    unit_id = await asyncio.to_thread(unit_of_camera)
-    if unit_id is None or not principal.can_see_unit(unit_id):
+    if not await asyncio.to_thread(visible):
         raise Problem(404, "not-found", "no such evidence image")
     path = Path(_state(request).settings.var_dir) / "media" / ref
     if not path.is_file():

@@ -24,7 +24,7 @@ from ioc.auth.principal import Principal
 from ioc.clock import SystemClock
 from ioc.http.errors import Problem, problem_responses
 from ioc.http.state import AppState
-from ioc.radio import broadcasts, commands, content, schedules
+from ioc.radio import broadcasts, commands, content, schedules, visibility
 from ioc.radio.broadcasts import RadioPolicy, TargetError
 from ioc.radio.sync import sync_clusters
 from ioc.text import nfc
@@ -271,6 +271,8 @@ def audio_file(request: Request, principal: Caller, audio_id: int) -> FileRespon
         raise Problem(403, "forbidden", "recordings are for staff and devices")
     with _conn(request) as conn:
         row = conn.execute("SELECT storage_key, format, sha256 FROM radio_audio WHERE id = %s", (audio_id,)).fetchone()
+        if row is not None and not visibility.audio_visible(conn, audio_id, principal.visible_units()):
+            row = None  # another commune's recording: not revealed
     if row is None:
         raise Problem(404, "not-found", f"no recording {audio_id}")
     media = {"WAV": "audio/wav", "MP3": "audio/mpeg", "OGG": "audio/ogg"}.get(row[1], "application/octet-stream")
@@ -381,6 +383,8 @@ def list_broadcasts(request: Request, principal: Caller, limit: int = 50) -> lis
 def get_broadcast(request: Request, principal: Caller, broadcast_id: int) -> BroadcastOut:
     _staff(principal)
     with _conn(request) as conn:
+        if not visibility.broadcast_visible(conn, broadcast_id, principal.visible_units()):
+            raise Problem(404, "not-found", f"no broadcast {broadcast_id}, or not visible to you")
         return _broadcast(conn, broadcast_id)
 
 
@@ -551,8 +555,11 @@ def _check_schedule(conn: psycopg.Connection, body: ScheduleIn, schedule_id: int
 @router.get("/schedules", response_model=list[ScheduleOut], responses=problem_responses(401, 403))
 def list_schedules(request: Request, principal: Caller) -> list[ScheduleOut]:
     _staff(principal)
+    units = principal.visible_units()
     with _conn(request) as conn:
-        return [_schedule_row(r) for r in conn.execute(f"{_SCHEDULE} ORDER BY s.start_local, s.id").fetchall()]
+        rows = conn.execute(f"{_SCHEDULE} WHERE {visibility.SCHEDULE_FILTER} ORDER BY s.start_local, s.id",
+                            {"units": sorted(units) if units is not None else None}).fetchall()  # fmt: skip
+        return [_schedule_row(r) for r in rows]
 
 
 @router.get("/schedules/{schedule_id}", response_model=ScheduleOut, responses=problem_responses(401, 403, 404))
@@ -560,6 +567,8 @@ def get_schedule(request: Request, principal: Caller, schedule_id: int) -> Sched
     _staff(principal)
     with _conn(request) as conn:
         row = conn.execute(f"{_SCHEDULE} WHERE s.id = %s", (schedule_id,)).fetchone()
+        if row is not None and not visibility.schedule_visible(conn, schedule_id, principal.visible_units()):
+            row = None  # another commune's programme: not revealed
     if row is None:
         raise Problem(404, "not-found", f"no programme {schedule_id}")
     return _schedule_row(row)

@@ -62,10 +62,7 @@ def categories_of(request: Request) -> dict[str, Category]:
         from ioc.district.loader import load_district
 
         district = load_district(_state(request).settings.district_config)
-        cached = {
-            c.id: Category(c.id, c.name, c.name_en, c.sla_hours, c.severity, c.privacy)
-            for c in district.report_categories
-        }
+        cached = {c.id: Category.of(c) for c in district.report_categories}
         request.app.state.report_categories = cached
     return cached
 

@@ -179,10 +179,13 @@ async def post_mention(request: Request, principal: Caller, body: MentionIn, res
                 if not principal.can_see_unit(body.unit_id):
                     raise Problem(403, "forbidden", "this unit is outside yours")
             scope = _scope_unit(conn, principal)
+            # A key bound to a commune records for that commune only: a mention naming another
+            # commune must not be stored for it (issue #15).
+            unit_id = body.unit_id if body.unit_id is not None or principal.is_district_wide else principal.unit_id
             with _names_lock:
                 recorded = record_mention(
                     conn, url=body.url, source=body.source, title=body.title, text=body.text,
-                    published_at=body.published_at, scope_unit_id=scope, unit_id=body.unit_id, device_id=None,
+                    published_at=body.published_at, scope_unit_id=scope, unit_id=unit_id, device_id=None,
                     message_id=None, names=_names, alerts=alerts, now=now,
                 )  # fmt: skip
         return MentionOut(

@@ -22,6 +22,7 @@ from ioc.auth.principal import Principal
 from ioc.http.errors import Problem, problem_responses
 from ioc.http.state import AppState
 from ioc.reports import codes
+from ioc.reports.public import display_id
 from ioc.text import contains_pattern, nfc
 
 router = APIRouter(prefix="/api/reports", tags=["citizen reports (staff)"])
@@ -55,6 +56,8 @@ class ReportSummary(BaseModel):
     source: str
     suggested_duplicate_of: int | None = Field(description="An open report of the same category close by: merge?")
     merged_into: int | None
+    public_id: str = Field(description="How public lists show it (YC-XXXX-XXXX); show this on screens, not the "
+                           "tracking code, which is the reporter's secret")  # fmt: skip
 
 
 class Reply(BaseModel):
@@ -81,13 +84,14 @@ class ReportDetail(ReportSummary):
 
 _SUMMARY = ("r.id, r.tracking_code, r.category, r.status, r.unit_id, r.description, r.created_at, r.due_at,"
             " (r.due_at < now() AND r.status IN ('received', 'in_progress')), r.alert_id, r.source,"
-            " r.suggested_duplicate_of, r.merged_into")  # fmt: skip
+            " r.suggested_duplicate_of, r.merged_into, r.public_id")  # fmt: skip
 
 
 def _summary(row: tuple) -> dict[str, Any]:
     names = list(ReportSummary.model_fields)
     item = dict(zip(names, row, strict=True))
     item["tracking_code"] = codes.display(item["tracking_code"])
+    item["public_id"] = display_id(item["public_id"])
     return item
 
 
@@ -155,9 +159,9 @@ async def get_report(request: Request, principal: Caller, report_id: int) -> Rep
             replies = conn.execute(
                 "SELECT at, author, text, public FROM report_replies WHERE report_id = %s ORDER BY id", (report_id,)
             ).fetchall()
-        base = _summary(row[:13])
+        base = _summary(row[:14])
         extra = dict(zip(("lat", "lon", "address", "reporter_name", "reporter_phone", "reporter_email", "consent",
-                          "privacy", "rating", "rating_comment"), row[13:], strict=True))  # fmt: skip
+                          "privacy", "rating", "rating_comment"), row[14:], strict=True))  # fmt: skip
         photos = [{"id": m[0], "kind": m[1], "mime": m[2], "width": m[3], "height": m[4], "bytes": m[5],
                    "url": f"/api/reports/{report_id}/media/{m[0]}"} for m in media]  # fmt: skip
         return ReportDetail(**base, **extra, media=photos,

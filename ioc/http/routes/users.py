@@ -80,7 +80,10 @@ class UserCreate(BaseModel):
     role: Literal["admin", "operator", "leader", "commune_officer"]
     unit_id: str | None = Field(default=None, max_length=64, description="Required for a commune officer")
     password: str | None = Field(
-        default=None, max_length=1024, description="At least 10 characters; omitted: the account cannot log in yet"
+        default=None,
+        max_length=1024,
+        description="At least 12 characters, not only spaces, not a common password; omitted: the account "
+        "cannot log in yet",
     )
 
 
@@ -192,8 +195,8 @@ def list_users(
     responses=problem_responses(401, 403, 409, 422, 503),
 )
 def create_user(request: Request, admin: AdminCaller, body: UserCreate) -> UserOut:
-    """A commune officer needs `unit_id`; the password must pass the policy (at least 10 characters,
-    not the user name)."""
+    """A commune officer needs `unit_id`; the password must pass the policy (at least 12 characters, not only
+    spaces, not a common password, not the user name)."""
     if body.role == "commune_officer" and not body.unit_id:
         raise _invalid("#/unit_id", "a commune officer belongs to a unit")
     password_hash = None
@@ -263,7 +266,7 @@ def enable_user(request: Request, context: Context, admin: AdminCaller, username
     "/users/{username}/password",
     status_code=204,
     response_class=Response,
-    summary="Set a user's password (ends their sessions, lifts a lockout)",
+    summary="Set a user's password (ends their sessions)",
     responses=problem_responses(401, 403, 404, 422, 503),
 )
 def reset_password(
