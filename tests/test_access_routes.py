@@ -143,6 +143,10 @@ def _seed_b(w: World) -> None:
     ids["alert_id"] = _alert(w.db, B, f"Xâm nhập {MARK}", evidence={"snapshot_ref": evidence_ref})
     ids["ref"] = evidence_ref
     ids["alert_a"] = _alert(w.db, A, "Xâm nhập ở Trà Kót")
+    # B's alert opened an incident of B; a water-level station of B has readings.
+    ids["incident_id"] = w.sql("SELECT incident_id FROM incident_signals WHERE signal = 'alert' AND ref = %s",
+                               (ids["alert_id"],))[0][0]  # fmt: skip
+    ids["device_id"] = "sensor-tra-son-bridge-water"
     photo = w.client.post(f"/api/alerts/{ids['alert_id']}/photos", headers=op,
                           files={"photo": ("hien-truong.jpg", jpeg(2), "image/jpeg")})  # fmt: skip
     assert photo.status_code == 201, photo.text
@@ -335,6 +339,11 @@ PROBES: dict[str, Probe] = {
     "GET /api/kpi/dossiers/list": Probe(list=True, params=PERIOD | {"figure": "received"}),
     "GET /api/kpi/dossiers/due": Probe(list=True),
     "GET /api/kpi/766": Probe(list=True, params=PERIOD),
+    "GET /api/kpi/report": Probe(list=True, params=PERIOD),
+    "GET /api/incidents": Probe(list=True),
+    "GET /api/incidents/{incident_id}": Probe(),
+    "POST /api/incidents/{incident_id}/actions": Probe(body={"action": "comment", "note": "thử"}),
+    "GET /api/devices/{device_id}/readings": Probe(params={"metric": "water_level_cm"}),
     "GET /api/sectors/education": Probe(list=True, params=PERIOD),
     "GET /api/sectors/health": Probe(list=True, params=PERIOD),
     "GET /api/sectors/mentions": Probe(list=True, params=PERIOD),

@@ -127,6 +127,12 @@ RULES: dict[str, Rule] = {
     "GET /api/kpi/dossiers/list": roles(*STAFF, unit="list"),
     "GET /api/kpi/dossiers/due": roles(*STAFF, unit="list"),
     "GET /api/kpi/766": roles(*STAFF, unit="list"),
+    "GET /api/kpi/report": roles(*STAFF, unit="list"),
+    # -- incidents and readings -----------------------------------------------------------------------
+    "GET /api/incidents": roles(*STAFF, unit="list"),
+    "GET /api/incidents/{incident_id}": roles(*STAFF, unit="path incident_id"),
+    "POST /api/incidents/{incident_id}/actions": roles(*STAFF, unit="path incident_id"),
+    "GET /api/devices/{device_id}/readings": roles(*STAFF, unit="path device_id"),
     "GET /api/sectors/education": roles(*STAFF, unit="list"),
     "GET /api/sectors/health": roles(*STAFF, unit="list"),
     "GET /api/sectors/mentions": roles(*STAFF, unit="list"),
