@@ -119,8 +119,21 @@ class Settings(BaseSettings):
     radio_playback_grace_s: float = Field(
         default=60.0, gt=0, description="Radio: silence after which an accepted or playing cluster is judged as is."
     )
+    warnings_config: Path | None = Field(
+        default=PROJECT_ROOT / "config" / "warnings.yaml",
+        description="Public warning categories, channels and recipients (docs/warnings.md); empty: no category may "
+        "reach loudspeakers or public channels.",
+    )
+    smtp_url: str | None = Field(
+        default=None, description="Warnings by e-mail: smtp://[user:password@]host:port (smtps:// for TLS); unset: "
+        "e-mail deliveries fail with that reason.",
+    )
+    smtp_from: str = Field(default="ioc@localhost", description="Warnings by e-mail: the From address.")
+    vapid_subject: str = Field(
+        default="mailto:ioc@localhost", description="Web Push: the VAPID `sub` claim (a mailto: or https: contact)."
+    )
 
-    @field_validator("alert_rules", "sector_thresholds", mode="before")
+    @field_validator("alert_rules", "sector_thresholds", "warnings_config", mode="before")
     @classmethod
     def _empty_means_none(cls, value: object) -> object:
         return None if value == "" else value

@@ -22,6 +22,7 @@ from ioc.http.apidocs import install_api_docs
 from ioc.http.errors import document_problems_in_openapi, install_error_handlers
 from ioc.http.routes import alerts, auth, health, kpi, live, open311, places, reports, staff_reports, users
 from ioc.http.routes import radio as radio_routes
+from ioc.http.routes import warnings as warning_routes
 from ioc.http.routes import sectors as sector_routes
 from ioc.http.routes import ui as ui_routes
 from ioc.http.security import install_security
@@ -144,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(kpi.router)
     app.include_router(sector_routes.router)
     app.include_router(radio_routes.router)
+    app.include_router(warning_routes.router)
     app.include_router(open311.router)
     app.include_router(live.router)
     app.include_router(ui_routes.router)

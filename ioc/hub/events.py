@@ -20,7 +20,7 @@ CHANNEL = "ioc_events"
 #: PostgreSQL refuses NOTIFY payloads of 8000 bytes or more; larger data is fetched over HTTP.
 MAX_NOTIFY_BYTES = 7900
 
-TOPICS = ("alert", "presence", "camera", "report", "radio", "kpi", "system")
+TOPICS = ("alert", "presence", "camera", "report", "radio", "kpi", "system", "warning")
 
 
 class LiveEvent(BaseModel):
