@@ -296,13 +296,17 @@ def test_issued_flood_warning_reaches_every_channel_update_and_cancel_follow_and
     assert revised.status_code == 200, revised.text
     client.post(f"/api/warnings/{wid}/issue", headers=leader)
     assert client.post(f"/api/warnings/{wid}/issue", headers=c.op).json()["msg_type"] == "Update"
-    with psycopg.connect(c.url) as conn:
-        update_broadcast = wait_for(lambda: conn.execute(
-            "SELECT s.broadcast_id FROM radio_cap_seen s JOIN cap_messages m ON m.id = s.cap_message_id "
-            "WHERE m.warning_id = %s AND m.msg_type = 'Update'", (wid,)).fetchone(), 15, "the Update's broadcast")  # fmt: skip
-    update_broadcast = update_broadcast[0]  # type: ignore[index]
-    wait_for(lambda: c.fleet and sum(1 for p in client.get(f"/api/radio/broadcasts/{update_broadcast}/proof",
-             headers=c.op).json()["clusters"] if p["state"] == "playing") == 15, 20, "15 clusters playing the Update")  # fmt: skip
+    sql = ("SELECT s.broadcast_id FROM radio_cap_seen s JOIN cap_messages m ON m.id = s.cap_message_id "
+           "WHERE m.warning_id = %s AND m.msg_type = 'Update'")  # fmt: skip
+    with psycopg.connect(c.url, autocommit=True) as conn:
+        found = wait_for(lambda: conn.execute(sql, (wid,)).fetchone(), 15, "the Update's broadcast")
+    update_broadcast = found[0]  # type: ignore[index]
+
+    def playing() -> int:
+        clusters = client.get(f"/api/radio/broadcasts/{update_broadcast}/proof", headers=c.op).json()["clusters"]
+        return sum(1 for p in clusters if p["state"] == "playing")
+
+    wait_for(lambda: playing() == 15, 20, "15 clusters playing the Update")
     wait_for(lambda: len(PushReceiver.received) == 2 and len(WebhookReceiver.calls) == 4, 20, "the Update's push "
              "and webhook")  # fmt: skip
     assert PushReceiver.received[1]["payload"]["msg_type"] == "Update"

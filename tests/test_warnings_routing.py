@@ -131,8 +131,8 @@ def test_reading_any_export_creates_nothing_and_nothing_plays(api: Api, url: str
             assert response.status_code == 200 and b"<alert" in response.content
     assert counts(url) == before  # nothing stored, issued or queued by reading
     # Even the most permissive radio policy finds nothing to play.
-    radio = RadioService(url, BrokerAddress.from_url(mqtt_url), policy=RadioPolicy(),
-                         cap=CapPolicy(mode="start", media_dir=tmp_path, categories=frozenset({"flood", "met", "other"})))  # fmt: skip
+    everything = CapPolicy(mode="start", media_dir=tmp_path, categories=frozenset({"flood", "met", "other"}))
+    radio = RadioService(url, BrokerAddress.from_url(mqtt_url), policy=RadioPolicy(), cap=everything)
     radio.tick()
     radio.stop()
     assert counts(url) == before
@@ -145,8 +145,9 @@ def test_device_report_and_closed_alerts_never_drive_a_loudspeaker(api: Api, url
     # The act refuses them as the source of a warning...
     now = datetime.now(UTC)
     with psycopg.connect(url) as conn:
-        alert = raise_alerts(conn, [AlertDraft(kind=kind, severity=Severity.CRITICAL, title="x", at=now,
-                                               unit_id="tra-kot", dedup_key=f"src-{kind}-{status}")], now=now)[0].id  # fmt: skip
+        draft = AlertDraft(kind=kind, severity=Severity.CRITICAL, title="x", at=now, unit_id="tra-kot",
+                           dedup_key=f"src-{kind}-{status}")  # fmt: skip
+        alert = raise_alerts(conn, [draft], now=now)[0].id
         if status == "closed":
             act(conn, alert, "resolve", actor="op", now=now)
             act(conn, alert, "close", actor="op", now=now)

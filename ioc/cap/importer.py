@@ -16,6 +16,7 @@ unit that contains all the units they touch.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -223,8 +224,9 @@ def apply_cap(conn: psycopg.Connection, message: CapMessage, xml: bytes, *, now:
 
             state = conn.execute("SELECT state FROM warnings WHERE id = %s", (warning_id,)).fetchone()
             if state and state[0] != "cancelled":
+                received = message_id if state[0] == "issued" else None
                 store.cancel(conn, warning_id, by=f"cap:{message.sender}", now=now, issuer=issuer,
-                             note=message.note, received_message_id=message_id if state[0] == "issued" else None)  # fmt: skip
+                             note=message.note, received_message_id=received)  # fmt: skip
         return CapResult(alert_id, "cancelled", f"alert {alert_id} cancelled")
     # Update: the referenced alert takes the new content.
     f = _fields(message)
@@ -251,11 +253,10 @@ def apply_cap(conn: psycopg.Connection, message: CapMessage, xml: bytes, *, now:
     if warning_id is not None and warnings is not None:
         from ioc.warnings import store
 
-        try:
+        # Content unusable as a warning (no info): the alert is still updated.
+        with contextlib.suppress(ValueError):
             store.attach_received(conn, warning_id, message_id, store.content_from_message(message),
                                   by=f"cap:{message.sender}", now=now)  # fmt: skip
-        except ValueError:
-            pass  # content unusable as a warning (no info): the alert is still updated
     return CapResult(alert_id, "updated", f"alert {alert_id} updated")
 
 

@@ -22,9 +22,9 @@ from ioc.http.apidocs import install_api_docs
 from ioc.http.errors import document_problems_in_openapi, install_error_handlers
 from ioc.http.routes import alerts, auth, health, kpi, live, open311, places, reports, staff_reports, users
 from ioc.http.routes import radio as radio_routes
-from ioc.http.routes import warnings as warning_routes
 from ioc.http.routes import sectors as sector_routes
 from ioc.http.routes import ui as ui_routes
+from ioc.http.routes import warnings as warning_routes
 from ioc.http.security import install_security
 from ioc.http.state import AppState
 from ioc.settings import Settings, get_settings

@@ -60,7 +60,8 @@ def payload(conn: psycopg.Connection, message_id: int) -> tuple[dict[str, Any], 
 
 
 def _email_text(p: dict[str, Any]) -> tuple[str, str]:
-    tag = {"Alert": "CẢNH BÁO", "Update": "CẬP NHẬT CẢNH BÁO", "Cancel": "HỦY CẢNH BÁO"}.get(p["msg_type"], p["msg_type"])
+    tags = {"Alert": "CẢNH BÁO", "Update": "CẬP NHẬT CẢNH BÁO", "Cancel": "HỦY CẢNH BÁO"}
+    tag = tags.get(p["msg_type"], p["msg_type"])
     subject = f"[{tag}] {p['headline']}"
     units = ", ".join(u["name"] for u in p["units"])
     body = "\n".join(x for x in (
@@ -205,8 +206,8 @@ def track_radio(conn: psycopg.Connection, now: datetime) -> None:
                 ledger.move(conn, delivery_id, "played", now=now, detail=detail,
                             reason=f"{full} of {len(outcomes)} cluster(s) played it fully")  # fmt: skip
             else:
-                ledger.move(conn, delivery_id, "failed", now=now, detail=detail,
-                            reason=f"no cluster of {unit} played it fully (proof of broadcast {broadcast_id})")  # fmt: skip
+                why = f"no cluster of {unit} played it fully (proof of broadcast {broadcast_id})"
+                ledger.move(conn, delivery_id, "failed", now=now, detail=detail, reason=why)
         elif state == "queued":
             why = "proposed: waiting for an operator to start it" if b_status == "proposed" else (
                 f"broadcast {broadcast_id} {b_status}")  # fmt: skip

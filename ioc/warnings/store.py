@@ -18,6 +18,7 @@ warnings (:func:`source_problem`); the radio service checks the same again befor
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -95,8 +96,9 @@ def create(conn: psycopg.Connection, *, category: str, cap_status: str, scope: s
            pending_message_id: int | None = None) -> int:  # fmt: skip
     """A draft warning (nothing is sent until :func:`issue`)."""
     if pending_message_id is None and category not in config.categories:
-        raise WarningRefused(f"unknown warning category {category!r}; configured: "
-                             f"{', '.join(sorted(config.categories)) or 'none'}", status=422, field="category")  # fmt: skip
+        known = ", ".join(sorted(config.categories)) or "none"
+        raise WarningRefused(f"unknown warning category {category!r}; configured: {known}", status=422,
+                             field="category")  # fmt: skip
     problem = source_problem(conn, alert_id)
     if problem:
         raise WarningRefused(problem, status=422, field="alert_id")
@@ -265,13 +267,15 @@ def _store_issued(conn: psycopg.Connection, message: CapMessage, xml: bytes, w: 
     return int(row[0])
 
 
-def _after_issue(conn: psycopg.Connection, w: dict[str, Any], content: Content, units: list[tuple[str, float | None]],
-                 message_id: int, msg_type: str, *, by: str, now: datetime, issuer: Issuer) -> dict[str, Any]:  # fmt: skip
+def _after_issue(conn: psycopg.Connection, w: dict[str, Any], content: Content,
+                 units: list[tuple[str, float | None]], message_id: int, msg_type: str, *, by: str, now: datetime,
+                 issuer: Issuer) -> dict[str, Any]:  # fmt: skip
     unit_ids = [u for u, _ in units]
     alert_id = _warning_alert(conn, w, content, unit_ids, now=now)
     conn.execute("DELETE FROM warning_units WHERE warning_id = %s", (w["id"],))
     for unit, share in units:
-        conn.execute("INSERT INTO warning_units (warning_id, unit_id, share) VALUES (%s, %s, %s)", (w["id"], unit, share))
+        conn.execute("INSERT INTO warning_units (warning_id, unit_id, share) VALUES (%s, %s, %s)",
+                     (w["id"], unit, share))  # fmt: skip
         conn.execute("INSERT INTO alert_units (alert_id, unit_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
                      (alert_id, unit))  # fmt: skip
     conn.execute(
@@ -350,10 +354,9 @@ def cancel(conn: psycopg.Connection, warning_id: int, *, by: str, now: datetime,
         (now, now, warning_id),
     )
     if w["alert_id"] is not None:
-        try:
+        # The alert may already be closed by someone: the warning's Cancel still goes out.
+        with contextlib.suppress(InvalidAction):
             act(conn, w["alert_id"], "dismiss", actor=by, now=now, note=f"Hủy cảnh báo: {note or 'đã hủy'}")
-        except InvalidAction:
-            pass  # the alert was already closed by someone: the warning's Cancel still goes out
     public = w["cap_status"] == "Actual" and w["scope"] == "Public"
     ledger.supersede(conn, warning_id, message_id, now=now, why="superseded by Cancel")
     ledger.enqueue(conn, warning_id, message_id, "Cancel", w["category"], list(w["unit_ids"]), public=public,

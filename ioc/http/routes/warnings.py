@@ -42,7 +42,8 @@ class WarningIn(BaseModel):
                     "instruction": "Di dời người dân khỏi khu vực ven sông trước 18 giờ.",
                     "severity": "Severe", "urgency": "Immediate", "certainty": "Likely",
                     "expires": "2026-10-21T18:00:00+07:00",
-                    "areas": [{"description": "Trà Kót", "geocodes": [{"name": "VN-ADMIN", "value": "20308"}]}]}}]})  # fmt: skip
+                    "areas": [{"description": "Trà Kót",
+                               "geocodes": [{"name": "VN-ADMIN", "value": "20308"}]}]}}]})  # fmt: skip
 
     category: str = Field(min_length=1, max_length=64)
     status: Literal["Actual", "Exercise", "System", "Test", "Draft"] = "Actual"
