@@ -7,8 +7,18 @@ from __future__ import annotations
 
 import typer
 
-from ioc.cli import bench, config_cmd, db_cmd, detect_cmd, ingest_cmd, kpi_cmd, radio_cmd, sentiment_cmd, users_cmd
-from ioc.cli import warnings_cmd
+from ioc.cli import (
+    bench,
+    config_cmd,
+    db_cmd,
+    detect_cmd,
+    ingest_cmd,
+    kpi_cmd,
+    radio_cmd,
+    sentiment_cmd,
+    users_cmd,
+    warnings_cmd,
+)
 from ioc.cli.processes import register as register_processes
 
 app = typer.Typer(
