@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from ioc.cap.model import Area
 
-LatLon = tuple[float, float]
+LatLon = tuple[Annotated[float, Field(ge=-90, le=90)], Annotated[float, Field(ge=-180, le=180)]]
+Ring = Annotated[list[LatLon], Field(min_length=4, max_length=5000)]
 
 
 class _Strict(BaseModel):
@@ -29,10 +30,18 @@ class Geocode(_Strict):
 
 class AreaIn(_Strict):
     description: str = Field(min_length=1, max_length=500)
-    polygons: list[list[LatLon]] = Field(default_factory=list, max_length=50,
+    polygons: list[Ring] = Field(default_factory=list, max_length=50,
                                          description="Closed rings of [lat, lon] (CAP order)")  # fmt: skip
     circles: list[Circle] = Field(default_factory=list, max_length=50)
     geocodes: list[Geocode] = Field(default_factory=list, max_length=500)
+
+    @field_validator("polygons")
+    @classmethod
+    def _closed(cls, rings: list[list[LatLon]]) -> list[list[LatLon]]:
+        for i, ring in enumerate(rings):
+            if tuple(ring[0]) != tuple(ring[-1]):
+                raise ValueError(f"polygon {i + 1}: the first and last points must be the same (a closed ring)")
+        return rings
 
     def to_cap(self) -> Area:
         return Area(self.description, [list(r) for r in self.polygons],

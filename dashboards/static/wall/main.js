@@ -14,6 +14,7 @@ import { devicesSample, rerenderKpis, startKpis } from "./kpi.js";
 import { initMap, refreshMap, setDevices } from "./map.js";
 import { initRadio, refreshRadio } from "./radio.js";
 import { bindMute, unlockAudio } from "./sound.js";
+import { refreshWarnings } from "./warnings.js";
 import { loadUnits, unitName, unitsGeoJSON } from "./units.js";
 
 const DEVICES_EVERY_MS = 30_000;
@@ -41,6 +42,8 @@ function onLiveEvent(event, { phase }) {
     loadDevices();
   } else if (event.topic === "radio") {
     refreshRadio();
+  } else if (event.topic === "warning") {
+    refreshWarnings();
   }
 }
 
@@ -74,8 +77,10 @@ async function start() {
   startCameras();
   startKpis();
   refreshRadio();
+  refreshWarnings();
   setInterval(loadDevices, DEVICES_EVERY_MS);
   setInterval(refreshRadio, DEVICES_EVERY_MS);
+  setInterval(refreshWarnings, DEVICES_EVERY_MS);
   keepSessionFresh();
 }
 
