@@ -138,3 +138,20 @@ def test_a_warning_with_an_open_polygon_is_refused_naming_the_field(world: tuple
         assert refused.status_code == 422
         assert refused.headers["content-type"].startswith("application/problem+json")
         assert "polygons" in refused.text and "closed ring" in refused.text
+
+
+def test_ioc_warnings_check_accepts_the_sample_and_names_what_is_wrong(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ioc.cli.main import app
+
+    runner = CliRunner()
+    ok = runner.invoke(app, ["warnings", "check", str(CONFIG / "warnings.yaml")])
+    assert ok.exit_code == 0 and "loudspeakers: flood" in ok.output, ok.output
+    bad = tmp_path / "warnings.yaml"
+    bad.write_text("email:\n  units:\n    nowhere: [a@b.example]\ncategories:\n  flood: {label: Lũ, channels: [fax]}\n")
+    refused = runner.invoke(app, ["warnings", "check", str(bad)])
+    assert refused.exit_code == 1 and "fax" in refused.output
+    bad.write_text("email:\n  units:\n    nowhere: [a@b.example]\n")
+    refused = runner.invoke(app, ["warnings", "check", str(bad)])
+    assert refused.exit_code == 1 and "email.units.nowhere: no such unit" in refused.output
