@@ -1,6 +1,7 @@
-"""The wall's public warnings panel (issue #17), in chromium against the running system: a flood
-warning issued by two people shows with its ledger per channel (consoles delivered, e-mail failed with
-no SMTP server, alarmed) and its ledger downloads as CSV."""
+"""The wall's public warnings panel and the commune console (issue #17), in chromium against the
+running system: a flood warning issued by two people shows on the wall with its ledger per channel
+(consoles delivered, e-mail failed with no SMTP server) and its ledger downloads as CSV; the commune's
+officer sees it on the console and confirms receipt, which the ledger records."""
 
 from __future__ import annotations
 
@@ -55,5 +56,16 @@ def test_an_issued_warning_shows_its_ledger_on_the_wall_and_the_ledger_downloads
             page.locator(f'#warning-list li[data-warning-id="{wid}"] button').click()
         text = Path(download.value.path()).read_text(encoding="utf-8")
         assert text.startswith("at,msg_type,channel,target,state,attempt,reason") and ",email," in text
+        # The commune's console shows the warning; the officer confirms receipt, which the ledger records.
+        unit = issued["unit_ids"][0]
+        console = new_page(390, 844)
+        login(console, f"cb-{unit}", "/console/")
+        banner = console.locator(f'#warning-banners li[data-warning-id="{wid}"]')
+        banner.wait_for(timeout=15_000)
+        assert headline in banner.inner_text()
+        banner.locator("button").click()
+        assert wait_until(lambda: system.query(
+            "SELECT 1 FROM warning_deliveries WHERE warning_id = %s AND channel = 'console' AND target = %s "
+            "AND state = 'acknowledged'", (wid, unit)), 10)  # fmt: skip
     finally:
         system.stop("warnings")
