@@ -28,6 +28,7 @@ from ioc.areas import AreaRule, covered_units
 from ioc.cap.model import Area
 from ioc.district.bootstrap import load_district_into
 from ioc.http.app import create_app
+from ioc.hub.events import CHANNEL, decode
 from ioc.mqtt import BrokerAddress
 from ioc.radio.broadcasts import RadioPolicy
 from ioc.radio.cap import CapPolicy, IssuedWarning, refusal
@@ -188,9 +189,15 @@ def test_a_warning_over_two_communes_is_seen_by_both_officers_and_counts_in_both
         api: Api, url: str, boundaries: dict[str, dict]) -> None:  # fmt: skip
     # One flood area of two polygons, each a commune's boundary from the configured GeoJSON.
     polygons = [ring(boundaries["tra-kot"]), ring(boundaries["tra-nu"])]
+    listener = psycopg.connect(url, autocommit=True)
+    listener.execute(f"LISTEN {CHANNEL}")
     issued = api.issue(content([{"description": "Trà Kót, Trà Nú", "polygons": polygons}]))
     assert issued["unit_ids"] == ["tra-kot", "tra-nu"]
     alert_id = issued["alert_id"]
+    # Live: the alert is announced for each commune (their consoles' websocket filter is by unit).
+    live = [decode(n.payload) for n in listener.notifies(timeout=1.0, stop_after=200)]
+    listener.close()
+    assert {e.unit_id for e in live if e.topic == "alert" and e.data["id"] == alert_id} >= {"tra-kot", "tra-nu"}
     for unit in ("tra-kot", "tra-nu"):
         officer = api.officer(unit)
         assert api.client.get(f"/api/alerts/{alert_id}", headers=officer).status_code == 200

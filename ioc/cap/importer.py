@@ -25,7 +25,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from shapely.geometry import mapping
 
-from ioc.alerts.announce import announce
+from ioc.alerts.announce import announce, announce_current
 from ioc.alerts.lifecycle import act
 from ioc.alerts.model import AlertDraft, Severity
 from ioc.alerts.ordering import lock_alert_order
@@ -199,6 +199,8 @@ def apply_cap(conn: psycopg.Connection, message: CapMessage, xml: bytes, *, now:
         for unit in touched:  # each commune's officers see it (ioc.alerts.access)
             conn.execute("INSERT INTO alert_units (alert_id, unit_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
                          (change.id, unit))  # fmt: skip
+        if len(touched) > 1:
+            announce_current(conn, change.id, now)
         if note:
             conn.execute(
                 """INSERT INTO alert_audit (alert_id, at, actor, action, from_status, to_status, note, data)

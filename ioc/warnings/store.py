@@ -26,7 +26,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ioc.alerts.announce import announce
+from ioc.alerts.announce import announce, announce_current
 from ioc.alerts.lifecycle import InvalidAction, act
 from ioc.alerts.model import AlertDraft, Severity
 from ioc.alerts.ordering import lock_alert_order
@@ -278,6 +278,7 @@ def _after_issue(conn: psycopg.Connection, w: dict[str, Any], content: Content,
                      (w["id"], unit, share))  # fmt: skip
         conn.execute("INSERT INTO alert_units (alert_id, unit_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
                      (alert_id, unit))  # fmt: skip
+    announce_current(conn, alert_id, now)  # each commune's console sees it live
     conn.execute(
         """UPDATE warnings SET state = 'issued', content = %s, pending = NULL, pending_message_id = NULL,
                   requested_by = NULL, alert_id = %s, unit_ids = %s, expires = %s,
