@@ -62,7 +62,8 @@ def payload(conn: psycopg.Connection, message_id: int) -> tuple[dict[str, Any], 
 def _email_text(p: dict[str, Any]) -> tuple[str, str]:
     tags = {"Alert": "CẢNH BÁO", "Update": "CẬP NHẬT CẢNH BÁO", "Cancel": "HỦY CẢNH BÁO"}
     tag = tags.get(p["msg_type"], p["msg_type"])
-    subject = f"[{tag}] {p['headline']}"
+    not_real = {"Exercise": "[DIỄN TẬP] ", "Test": "[THỬ NGHIỆM] ", "System": "[HỆ THỐNG] ", "Draft": "[NHÁP] "}
+    subject = f"{not_real.get(p['status'], '')}[{tag}] {p['headline']}"
     units = ", ".join(u["name"] for u in p["units"])
     body = "\n".join(x for x in (
         p["headline"], f"Khu vực: {units}", f"Mức độ: {p['severity']}", p.get("instruction") or "",
