@@ -221,7 +221,9 @@ def apply_cap(conn: psycopg.Connection, message: CapMessage, xml: bytes, *, now:
         elif status == "resolved":
             act(conn, alert_id, "close", actor=f"cap:{message.sender}", now=now, note=note)
         message_id = _record(conn, message, xml, alert_id)
-        if warning_id is not None and warnings is not None and issuer is not None:
+        # Only the sender of the referenced messages cancels the warning on the public channels.
+        own = any(r.sender == message.sender for r in message.references)
+        if warning_id is not None and warnings is not None and issuer is not None and own:
             from ioc.warnings import store
 
             state = conn.execute("SELECT state FROM warnings WHERE id = %s", (warning_id,)).fetchone()
