@@ -193,7 +193,10 @@ def _issue_received(conn: psycopg.Connection, w: dict[str, Any], *, by: str, now
     row = conn.execute("SELECT xml, msg_type FROM cap_messages WHERE id = %s", (w["pending_message_id"],)).fetchone()
     assert row is not None
     message = parse_cap(bytes(row[0]))
-    content = content_from_message(message)
+    try:
+        content = content_from_message(message)
+    except ValueError as exc:  # pydantic's ValidationError too: an area beyond the API's limits
+        raise WarningRefused(f"the received message cannot be issued as it is: {exc}"[:500], status=422) from exc
     units = _route(conn, content, issuer.config)
     conn.execute(
         "UPDATE cap_messages SET issued_by = %s, issued_at = %s, warning_id = %s, alert_id = coalesce(alert_id, %s)"
