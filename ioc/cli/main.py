@@ -7,19 +7,9 @@ from __future__ import annotations
 
 import typer
 
-from ioc.cli import (
-    bench,
-    config_cmd,
-    db_cmd,
-    detect_cmd,
-    ingest_cmd,
-    kpi_cmd,
-    radio_cmd,
-    sentiment_cmd,
-    users_cmd,
-    warnings_cmd,
-)
+from ioc.cli import bench, config_cmd, db_cmd, detect_cmd, ingest_cmd, kpi_cmd, radio_cmd, sentiment_cmd, users_cmd
 from ioc.cli.processes import register as register_processes
+from ioc.cli.warnings_cmd import app as warnings_app
 
 app = typer.Typer(
     name="ioc",
@@ -39,7 +29,7 @@ app.add_typer(users_cmd.app, name="users")
 app.add_typer(kpi_cmd.app, name="kpi")
 app.add_typer(sentiment_cmd.app, name="sentiment")
 app.add_typer(radio_cmd.app, name="radio")
-app.add_typer(warnings_cmd.app, name="warnings")
+app.add_typer(warnings_app, name="warnings")
 register_processes(app)
 ingest_cmd.register(app)
 detect_cmd.register(app)
