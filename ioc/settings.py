@@ -140,8 +140,21 @@ class Settings(BaseSettings):
     radio_command_key_file: Path | None = Field(
         default=None, description="Radio: file holding the command-signing secret (see IOC_RADIO_COMMAND_KEY)."
     )
+    warnings_config: Path | None = Field(
+        default=PROJECT_ROOT / "config" / "warnings.yaml",
+        description="Public warning categories, channels and recipients (docs/warnings.md); empty: no category may "
+        "reach loudspeakers or public channels.",
+    )
+    smtp_url: str | None = Field(
+        default=None, description="Warnings by e-mail: smtp://[user:password@]host:port (smtps:// for TLS); unset: "
+        "e-mail deliveries fail with that reason.",
+    )
+    smtp_from: str = Field(default="ioc@localhost", description="Warnings by e-mail: the From address.")
+    vapid_subject: str = Field(
+        default="mailto:ioc@localhost", description="Web Push: the VAPID `sub` claim (a mailto: or https: contact)."
+    )
 
-    @field_validator("alert_rules", "sector_thresholds", "incident_rules", mode="before")
+    @field_validator("alert_rules", "sector_thresholds", "incident_rules", "warnings_config", mode="before")
     @classmethod
     def _empty_means_none(cls, value: object) -> object:
         return None if value == "" else value

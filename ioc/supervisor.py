@@ -49,6 +49,8 @@ def default_services() -> list[ServiceSpec]:
         ServiceSpec("ingest", ["ingest"]),
         # Radio commands, acks, playback proof and CAP -> radio (docs/radio.md).
         ServiceSpec("radio", ["radio", "serve"]),
+        # Warning deliveries: Web Push, e-mail, webhooks and the ledger (docs/warnings.md).
+        ServiceSpec("warnings", ["warnings", "serve"]),
         # The simulator's cameras play the sample video; 2 fps keeps a small machine responsive.
         ServiceSpec("detector", ["detect", "--local-only", "--max-fps", "2"]),
         ServiceSpec("simulator", ["simulate"]),

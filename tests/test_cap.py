@@ -54,27 +54,32 @@ def _text(root: etree._Element, name: str) -> str | None:
     return node.text if node is not None else None
 
 
-def test_export_validates_and_chains_update_and_cancel(conn: psycopg.Connection) -> None:
+def test_export_validates_stores_nothing_and_chains_only_issued_messages(conn: psycopg.Connection) -> None:
     title = "Mực nước vượt mức báo động tại cầu Trà Kót"
     draft = AlertDraft(kind="sensor.level", severity=Severity.SEVERE, title=title,
                        at=T0, unit_id="cap-kot", dedup_key="wl-1", lat=15.45, lon=108.05)  # fmt: skip
     alert = raise_alerts(conn, [draft], now=T0)[0]
+    stored = conn.execute("SELECT count(*) FROM cap_messages").fetchone()
     first = export_alert(conn, alert.id, sender=SENDER, sender_name="IOC Bắc Trà My", now=T0)
     root = _valid(first)
     assert (_text(root, "msgType"), _text(root, "status"), _text(root, "scope")) == ("Alert", "Actual", "Public")
-    assert _text(root, "sent") == "2026-10-20T01:00:00-00:00"
+    assert _text(root, "identifier") == f"{alert.id}.{alert.seq}"
     assert "Trà Kót" in first.decode() and "vi-VN" in first.decode() and "en-US" in first.decode()
-    assert export_alert(conn, alert.id, sender=SENDER, sender_name="IOC", now=T0 + timedelta(minutes=1)) == first
+    assert export_alert(conn, alert.id, sender=SENDER, sender_name="IOC Bắc Trà My",
+                        now=T0 + timedelta(minutes=1)) == first  # same state, same document
+    assert conn.execute("SELECT count(*) FROM cap_messages").fetchone() == stored  # reading stores nothing
 
-    act(conn, alert.id, "acknowledge", actor="op", now=T0 + timedelta(minutes=2))
-    update = _valid(export_alert(conn, alert.id, sender=SENDER, sender_name="IOC", now=T0 + timedelta(minutes=3)))
-    assert _text(update, "msgType") == "Update"
-    assert _text(update, "references") == f"{SENDER},{alert.id}.1,2026-10-20T01:00:00-00:00"
-
+    # Once a warning was issued for the alert, an export references it; a dismissed alert is a Cancel.
+    conn.execute(
+        "INSERT INTO cap_messages (direction, sender, identifier, sent, sent_text, msg_type, status, scope, alert_id,"
+        " xml, issued_by, issued_at) VALUES ('out', %s, 'ioc-w1-1', %s, '2026-10-20T01:00:00-00:00', 'Alert',"
+        " 'Actual', 'Public', %s, '', 'op', %s)",
+        (SENDER, T0, alert.id, T0),
+    )
     act(conn, alert.id, "dismiss", actor="op", now=T0 + timedelta(minutes=4), note="cảm biến lỗi")
-    cancel = _valid(export_alert(conn, alert.id, sender=SENDER, sender_name="IOC", now=T0 + timedelta(minutes=5)))
+    cancel = _valid(export_alert(conn, alert.id, sender=SENDER, sender_name="IOC"))
     assert _text(cancel, "msgType") == "Cancel"
-    assert len((_text(cancel, "references") or "").split()) == 2
+    assert _text(cancel, "references") == f"{SENDER},ioc-w1-1,2026-10-20T01:00:00-00:00"
     # What we export, we can read back.
     assert parse_cap(etree.tostring(cancel)).msg_type == "Cancel"
 
@@ -173,3 +178,20 @@ def test_cancel_of_an_unknown_message_is_refused(conn: psycopg.Connection) -> No
     xml = _cap("KTTV-77", "Cancel", references="kttv@quangnam.gov.vn,NOPE,2026-10-20T08:00:00+07:00")
     with pytest.raises(CapError, match="none of the referenced messages is known"):
         apply_cap(conn, parse_cap(xml), xml, now=T0)
+
+
+def test_an_update_of_an_unknown_message_opens_a_new_alert_with_a_note(conn: psycopg.Connection) -> None:
+    xml = _cap("KTTV-88", "Update", references="kttv@quangnam.gov.vn,NEVER-SEEN,2026-10-20T08:00:00+07:00")
+    result = apply_cap(conn, parse_cap(xml), xml, now=T0)
+    assert result.action == "created" and "unknown message" in result.message
+    notes = [r[0] for r in conn.execute("SELECT note FROM alert_audit WHERE alert_id = %s", (result.alert_id,))]
+    assert any("NEVER-SEEN" in (n or "") for n in notes)
+
+
+def test_a_signed_document_is_kept_byte_for_byte(conn: psycopg.Connection) -> None:
+    signature = (b'<Signature xmlns="http://www.w3.org/2000/09/xmldsig#"><SignedInfo/>'
+                 b"<SignatureValue>c2lnbmVk</SignatureValue></Signature>")  # fmt: skip
+    xml = _cap("KTTV-SIGNED").replace(b"</alert>", signature + b"\n</alert>")
+    apply_cap(conn, parse_cap(xml), xml, now=T0)
+    stored = conn.execute("SELECT xml FROM cap_messages WHERE identifier = 'KTTV-SIGNED'").fetchone()
+    assert bytes(stored[0]) == xml  # the signature stays verifiable

@@ -1,5 +1,6 @@
-"""CAP -> radio: an Actual alert over communes proposes (or starts) an urgent broadcast there; Test,
-Exercise and Draft messages never play; a Cancel stops the broadcast still playing."""
+"""CAP -> radio: an issued Actual alert over communes proposes (or starts) an urgent broadcast there;
+a received message nobody issued plays nothing; Test, Exercise and Draft messages never play; a
+Cancel stops the broadcast still playing."""
 
 from __future__ import annotations
 
@@ -22,10 +23,14 @@ from ioc.radio.broadcasts import RadioPolicy
 from ioc.radio.cap import CapPolicy
 from ioc.radio.service import RadioService
 from ioc.settings import Settings
+from ioc.warnings import store
+from ioc.warnings.config import load_warnings_config
 
 CONFIG = Path(__file__).resolve().parent.parent / "config"
 SENDER = "kttv@quangnam.gov.vn"
 SENT = "2026-10-20T08:00:00+07:00"
+WARNINGS = load_warnings_config(CONFIG / "warnings.yaml")
+ISSUER = store.Issuer("ioc@bactramy.example.vn", "IOC", WARNINGS)
 
 
 def cap(identifier: str, msg_type: str = "Alert", *, status: str = "Actual", references: str | None = None) -> bytes:
@@ -55,12 +60,21 @@ def seeded(database_factory: Callable[..., str]) -> str:
 def service(url: str, mqtt_url: str, mode: str, tmp_path: Path) -> RadioService:
     # Not started: tick() alone turns CAP messages into broadcasts (commands wait in the table).
     return RadioService(url, BrokerAddress.from_url(mqtt_url), policy=RadioPolicy(),
-                        cap=CapPolicy(mode=mode, repeat=2, media_dir=tmp_path))  # fmt: skip
+                        cap=CapPolicy(mode=mode, repeat=2, media_dir=tmp_path,
+                                      categories=WARNINGS.radio_categories()))  # fmt: skip
 
 
-def receive(url: str, xml: bytes) -> None:
+def receive(url: str, xml: bytes, *, issue: bool = True) -> None:
+    """Receive a CAP document; then two people issue it (a received Alert plays nothing until then)."""
+    message = parse_cap(xml)
     with psycopg.connect(url) as conn:
-        apply_cap(conn, parse_cap(xml), xml, now=datetime.now(UTC))
+        apply_cap(conn, message, xml, now=datetime.now(UTC), warnings=WARNINGS, issuer=ISSUER)
+        if issue and message.msg_type != "Cancel":
+            (warning_id,) = conn.execute(  # type: ignore[misc]
+                "SELECT warning_id FROM cap_messages WHERE identifier = %s", (message.identifier,)).fetchone()
+            first = store.issue(conn, warning_id, by="operator1", now=datetime.now(UTC), issuer=ISSUER)
+            if first["state"] == "awaiting_confirmation":  # Actual, Public: a second person issues it
+                store.issue(conn, warning_id, by="leader1", now=datetime.now(UTC), issuer=ISSUER)
 
 
 def decisions(url: str) -> dict[str, tuple[str, int | None]]:
@@ -95,6 +109,15 @@ def test_test_exercise_and_draft_messages_never_reach_a_loudspeaker(seeded: str,
             conn.execute("SELECT count(*) FROM radio_broadcasts WHERE cap_identifier = %s", (identifier,)).fetchone()[0]
             == 0
         )  # type: ignore[index]
+
+
+def test_a_received_alert_nobody_issued_plays_nothing(seeded: str, mqtt_url: str, tmp_path: Path) -> None:
+    receive(seeded, cap("KTTV-NOT-ISSUED"), issue=False)
+    service(seeded, mqtt_url, "start", tmp_path).tick()
+    assert "KTTV-NOT-ISSUED" not in decisions(seeded)
+    with psycopg.connect(seeded) as conn:
+        assert conn.execute("SELECT count(*) FROM radio_broadcasts WHERE cap_identifier = 'KTTV-NOT-ISSUED'"
+                            ).fetchone() == (0,)  # fmt: skip
 
 
 def test_actual_alert_proposes_a_broadcast_to_the_communes_and_cancel_stops_it(seeded: str, mqtt_url: str,

@@ -1,9 +1,11 @@
-"""Export an IOC alert as CAP 1.2, chaining Update and Cancel messages to what was sent before.
+"""Export an IOC alert as CAP 1.2: a read-only view that stores and issues nothing.
 
-The first export of an alert is an ``Alert``; later exports after a change are ``Update``s whose
-``references`` list every earlier message of the alert; a dismissed (false alarm) alert becomes a
-``Cancel``. Exporting again without a change returns the same document. Each message sent is kept
-in ``cap_messages`` so the chain survives restarts.
+Reading is not issuing (docs/warnings.md): ``GET /api/alerts/{id}/cap`` used to store each export as
+a sent CAP message, which the radio service then played. Now an export is computed from the alert's
+current state only: its identifier is ``<alert id>.<seq>`` and its ``sent`` is the alert's last
+change, so reading twice gives the same document and reading never writes. When warnings were
+*issued* for the alert (:mod:`ioc.warnings.store`), the export references them and is an ``Update``
+(a ``Cancel`` once the alert is dismissed); otherwise it is an ``Alert``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import psycopg
 
 from ioc.cap.build import to_xml
-from ioc.cap.model import Area, CapMessage, Info, Reference, format_sent
+from ioc.cap.model import Area, CapMessage, Info, Reference
 
 # kind -> (Vietnamese event, English event, CAP category, certainty)
 KIND_LABELS: dict[str, tuple[str, str, str, str]] = {
@@ -83,7 +85,7 @@ def build_alert_message(alert: dict[str, Any], unit: dict[str, Any], previous: l
         Info(language="en-US", event=en_event, headline=en_event, **common),
     ]
     return CapMessage(
-        identifier=f"{alert['id']}.{len(previous) + 1}",
+        identifier=f"{alert['id']}.{alert['seq']}",
         sender=sender,
         sent=sent,
         status=cap_status,
@@ -95,33 +97,25 @@ def build_alert_message(alert: dict[str, Any], unit: dict[str, Any], previous: l
     )
 
 
-def export_alert(conn: psycopg.Connection, alert_id: int, *, sender: str, sender_name: str, now: datetime) -> bytes:
-    """The CAP document for the alert's current state; stored so that the next one references it."""
+def export_alert(conn: psycopg.Connection, alert_id: int, *, sender: str, sender_name: str,
+                 now: datetime | None = None) -> bytes:  # fmt: skip
+    """The CAP document for the alert's current state; nothing is written (``now`` is unused, kept for callers)."""
     cur = conn.execute("SELECT * FROM alerts WHERE id = %s", (alert_id,))
     row = cur.fetchone()
     if row is None:
         raise LookupError(f"alert {alert_id} does not exist")
     alert = dict(zip([d.name for d in cur.description], row, strict=True))
-    sent_rows = conn.execute(
-        "SELECT sender, identifier, sent_text, alert_seq, xml FROM cap_messages"
-        " WHERE alert_id = %s AND direction = 'out' ORDER BY id",
+    issued = conn.execute(
+        "SELECT sender, identifier, sent_text FROM cap_messages WHERE alert_id = %s AND issued_at IS NOT NULL"
+        " ORDER BY id",
         (alert_id,),
     ).fetchall()
-    if sent_rows and sent_rows[-1][3] == alert["seq"]:
-        return bytes(sent_rows[-1][4])  # nothing changed since the last export
     unit: dict[str, Any] = {}
     if alert["unit_id"]:
         found = conn.execute("SELECT name, geometry FROM units WHERE id = %s", (alert["unit_id"],)).fetchone()
         if found:
             unit = {"name": found[0], "geometry": found[1]}
-    previous = [Reference(s, i, t) for s, i, t, _, _ in sent_rows]
-    message = build_alert_message(alert, unit, previous, sender=sender, sent=now, sender_name=sender_name)
-    xml = to_xml(message)
-    conn.execute(
-        """INSERT INTO cap_messages (direction, sender, identifier, sent, sent_text, msg_type, status, scope,
-                                     alert_id, alert_seq, refs, xml)
-           VALUES ('out', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-        (sender, message.identifier, now, format_sent(now), message.msg_type, message.status, message.scope,
-         alert_id, alert["seq"], [str(r) for r in previous], xml),
-    )  # fmt: skip
-    return xml
+    previous = [Reference(s, i, t) for s, i, t in issued]
+    message = build_alert_message(alert, unit, previous, sender=sender, sent=alert["updated_at"],
+                                  sender_name=sender_name)  # fmt: skip
+    return to_xml(message)

@@ -12,6 +12,7 @@ from ioc.cli import bench, config_cmd, db_cmd, detect_cmd, ingest_cmd, kpi_cmd, 
 from ioc.cli.broker_cmd import app as broker_app
 from ioc.cli import incidents_cmd
 from ioc.cli.processes import register as register_processes
+from ioc.cli.warnings_cmd import app as warnings_app
 
 app = typer.Typer(
     name="ioc",
@@ -34,6 +35,7 @@ app.add_typer(radio_cmd.app, name="radio")
 app.add_typer(broker_app, name="broker")
 app.add_typer(incidents_cmd.app, name="incidents")
 app.add_typer(district_cmd.app, name="district")
+app.add_typer(warnings_app, name="warnings")
 register_processes(app)
 ingest_cmd.register(app)
 detect_cmd.register(app)

@@ -27,6 +27,7 @@ from ioc.http.routes import readings as reading_routes
 from ioc.http.routes import radio as radio_routes
 from ioc.http.routes import sectors as sector_routes
 from ioc.http.routes import ui as ui_routes
+from ioc.http.routes import warnings as warning_routes
 from ioc.http.security import install_security
 from ioc.http.state import AppState
 from ioc.settings import Settings, get_settings
@@ -150,6 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(radio_routes.router)
     app.include_router(incident_routes.router)
     app.include_router(reading_routes.router)
+    app.include_router(warning_routes.router)
     app.include_router(open311.router)
     app.include_router(open311.discovery_router)
     app.include_router(live.router)

@@ -20,7 +20,7 @@ CHANNEL = "ioc_events"
 #: PostgreSQL refuses NOTIFY payloads of 8000 bytes or more; larger data is fetched over HTTP.
 MAX_NOTIFY_BYTES = 7900
 
-TOPICS = ("alert", "presence", "camera", "report", "radio", "kpi", "system", "incident")
+TOPICS = ("alert", "presence", "camera", "report", "radio", "kpi", "system", "incident", "warning")
 
 
 class LiveEvent(BaseModel):
@@ -28,7 +28,7 @@ class LiveEvent(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    topic: str = Field(description="alert, presence, camera, report, radio, kpi, system or incident")
+    topic: str = Field(description="alert, presence, camera, report, radio, kpi, system, incident or warning")
     type: str = Field(description="What happened, e.g. `alert.created`, `device.offline`")
     unit_id: str | None = Field(default=None, description="Unit concerned (commune staff see only theirs)")
     at: datetime = Field(default_factory=lambda: datetime.now(UTC))

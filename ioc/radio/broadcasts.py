@@ -120,8 +120,8 @@ def create(
     targets = {**targets, "clusters": [c for c, _ in clusters]}
     row = conn.execute(
         """INSERT INTO radio_broadcasts (kind, title, text, audio_id, targets, repeat, status, requested_by, source,
-                                         cap_identifier, created_at, updated_at)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
+                                         cap_identifier, created_at, updated_at, expires_at)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
         (
             "urgent" if urgent else "normal",
             title,
@@ -135,6 +135,7 @@ def create(
             cap_identifier,
             now,
             now,
+            expires_at,
         ),  # fmt: skip
     ).fetchone()
     assert row is not None
@@ -154,13 +155,13 @@ def start(conn: psycopg.Connection, broadcast_id: int, *, policy: RadioPolicy, n
     """Write a playback row and a ``play`` command for every targeted cluster (signed and expiring when
     sent, until ``expires_at`` when given); mark it playing."""
     row = conn.execute(
-        """SELECT b.title, b.repeat, b.kind, b.targets, a.id, a.sha256, a.duration_s
+        """SELECT b.title, b.repeat, b.kind, b.targets, a.id, a.sha256, a.duration_s, b.expires_at
            FROM radio_broadcasts b LEFT JOIN radio_audio a ON a.id = b.audio_id WHERE b.id = %s FOR UPDATE OF b""",
         (broadcast_id,),
     ).fetchone()
     if row is None:
         raise LookupError(broadcast_id)
-    title, repeat, kind, targets, audio_id, sha256, duration_s = row
+    title, repeat, kind, targets, audio_id, sha256, duration_s, expires_at = row
     if audio_id is None:
         raise TargetError("a broadcast needs a recording (audio_id) before it can start")
     clusters = _targets(conn, targets)
@@ -189,6 +190,7 @@ def start(conn: psycopg.Connection, broadcast_id: int, *, policy: RadioPolicy, n
                 "audio": audio.model_dump(mode="json"),
                 "repeat": repeat,
                 "priority": "urgent" if kind == "urgent" else "normal",
+                **({"expires_at": expires_at.isoformat()} if expires_at else {}),
             },  # fmt: skip
         )
     conn.execute(

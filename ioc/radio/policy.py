@@ -1,5 +1,6 @@
 """The radio service's policy: timeouts and retries from the settings (IOC_RADIO_*), confirmation
-and CAP behaviour from the district file's ``radio:`` section."""
+and CAP behaviour from the district file's ``radio:`` section, and the warning categories that may
+drive loudspeakers from ``config/warnings.yaml`` (none when the file is missing or unreadable)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,16 @@ def _district_radio(settings: Settings):  # noqa: ANN202 - ioc.district.models.R
         return DistrictRadio()
 
 
+def radio_categories(settings: Settings) -> frozenset[str]:
+    from ioc.warnings.config import load_warnings_config
+
+    try:
+        return load_warnings_config(settings.warnings_config).radio_categories()
+    except Exception as exc:  # noqa: BLE001 - reported by `ioc config check`; no category plays meanwhile
+        log.warning("radio: warnings file unreadable (%s); no warning category may play", exc)
+        return frozenset()
+
+
 def policies(settings: Settings) -> tuple[RadioPolicy, CapPolicy]:
     district = _district_radio(settings)
     radio = RadioPolicy(
@@ -37,5 +48,6 @@ def policies(settings: Settings) -> tuple[RadioPolicy, CapPolicy]:
         media_dir=settings.var_dir / "media",
         max_audio_bytes=settings.radio_max_audio_bytes,
         max_audio_s=settings.radio_max_audio_s,
+        categories=radio_categories(settings),
     )
     return radio, cap

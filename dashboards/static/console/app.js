@@ -10,6 +10,7 @@ import { PhotoPicker } from "/phan-anh/photos.js";
 import { renderAlertDetail, renderReportDetail } from "./detail.js";
 import { initNotifications, notifyNew, toast } from "./notify.js";
 import { STRINGS } from "./strings.js";
+import { onWarningEvent, refreshWarnings } from "./warnings.js";
 
 addStrings(STRINGS);
 
@@ -280,6 +281,7 @@ async function reply(event) {
 // ---- live --------------------------------------------------------------------------------------
 
 async function onLiveEvent(event, { phase }) {
+  if (event.topic === "warning") return onWarningEvent(event, { phase });
   if (event.topic !== "alert") return;
   const id = event.data?.id;
   if (id === undefined) return;
@@ -313,7 +315,7 @@ async function onLiveEvent(event, { phase }) {
 function startLive() {
   state.live?.close();
   state.live = connectLive({
-    topics: ["alert"],
+    topics: ["alert", "warning"],
     onEvent: (event, meta) => { safely(onLiveEvent(event, meta)); },
     // body[data-live] says where the stream stands (synced / offline): for styling and tests.
     onSynced: () => { state.synced = true; document.body.dataset.live = "synced"; },
@@ -349,6 +351,7 @@ async function start() {
   renderWho();
   selectTab(state.tab);
   await Promise.all([loadAlerts(), loadReports()]).catch((err) => toast(err.message));
+  refreshWarnings();
   startLive();
 }
 

@@ -16,6 +16,7 @@ import { incidentEvent, initIncidents, refreshIncidents } from "./incidents.js";
 import { initBroadcastHistory } from "./broadcast-history.js";
 import { initRadio, refreshRadio } from "./radio.js";
 import { bindMute, unlockAudio } from "./sound.js";
+import { refreshWarnings } from "./warnings.js";
 import { loadUnits, unitName, unitsGeoJSON } from "./units.js";
 
 const DEVICES_EVERY_MS = 30_000;
@@ -45,6 +46,8 @@ function onLiveEvent(event, { phase }) {
     refreshRadio();
   } else if (event.topic === "incident") {
     incidentEvent();
+  } else if (event.topic === "warning") {
+    refreshWarnings();
   }
 }
 
@@ -80,8 +83,10 @@ async function start() {
   startCameras();
   startKpis();
   refreshRadio();
+  refreshWarnings();
   setInterval(loadDevices, DEVICES_EVERY_MS);
   setInterval(refreshRadio, DEVICES_EVERY_MS);
+  setInterval(refreshWarnings, DEVICES_EVERY_MS);
   keepSessionFresh();
 }
 

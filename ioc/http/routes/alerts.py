@@ -23,6 +23,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from ioc.alerts import media as alert_media
+from ioc.alerts.access import concerned_units, scope_condition
 from ioc.alerts.lifecycle import MOVES, AlertNotFound, InvalidAction, act
 from ioc.alerts.model import Severity
 from ioc.auth.deps import current_principal
@@ -155,11 +156,7 @@ def _decode_cursor(cursor: str) -> int:
 
 
 def _scope_condition(principal: Principal, params: list[Any]) -> str:
-    units = principal.visible_units()
-    if units is None:
-        return "TRUE"
-    params.extend([list(units), list(units)])
-    return "(unit_id = ANY(%s) OR assigned_unit_id = ANY(%s))"
+    return scope_condition(principal.visible_units(), params)
 
 
 @router.get("/alerts", response_model=AlertPage, summary="The alert queue, newest first",
@@ -184,8 +181,9 @@ async def list_alerts(
         where.append("status = %s")
         params.append(status)
     if unit:
-        where.append("unit_id = %s")
-        params.append(unit)
+        where.append("(unit_id = %s OR EXISTS (SELECT 1 FROM alert_units au WHERE au.alert_id = alerts.id"
+                     " AND au.unit_id = %s))")  # fmt: skip
+        params += [unit, unit]
     if kind:
         where.append("kind LIKE %s" if kind.endswith(".") else "kind = %s")
         params.append(kind + "%" if kind.endswith(".") else kind)
@@ -247,7 +245,8 @@ def _load_visible(conn: Any, alert_id: int, principal: Principal) -> dict[str, A
     if row is None:
         raise Problem(404, "not-found", f"alert {alert_id} does not exist")
     alert = _row_dict(cur, row)
-    if not (principal.can_see_unit(alert["unit_id"]) or principal.can_see_unit(alert["assigned_unit_id"])):
+    if not (principal.can_see_unit(alert["unit_id"]) or principal.can_see_unit(alert["assigned_unit_id"])
+            or any(principal.can_see_unit(u) for u in concerned_units(conn, alert_id))):
         raise Problem(404, "not-found", f"alert {alert_id} does not exist")
     return alert
 
@@ -340,12 +339,16 @@ async def receive_cap(
     from ioc.cap.importer import apply_cap
     from ioc.cap.parse import parse_cap
     from ioc.cap.schema import CapError
+    from ioc.http.routes.warnings import issuer_of
+
+    issuer = issuer_of(request)
 
     def run() -> dict[str, Any]:
         try:
             message = parse_cap(document)
             with _state(request).pool.connection() as conn, conn.transaction():
-                result = apply_cap(conn, message, document, now=SystemClock().now())
+                result = apply_cap(conn, message, document, now=SystemClock().now(),
+                                   warnings=issuer.config, issuer=issuer)  # fmt: skip
                 _confine_cap(conn, principal, result.alert_id)
         except CapError as exc:
             raise Problem(

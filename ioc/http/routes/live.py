@@ -32,6 +32,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
+from ioc.alerts.access import scope_condition
 from ioc.alerts.model import Severity
 from ioc.auth.deps import STREAM_RECHECK_S, websocket_principal, websocket_still_valid
 from ioc.hub.events import TOPICS, LiveEvent
@@ -53,8 +54,7 @@ def _replay_rows(pool: Any, since: int | None, units: frozenset[str] | None) -> 
     where = ["seq > %s"] if since is not None else ["status IN ('new', 'acknowledged', 'in_progress')"]
     params: list[Any] = [since] if since is not None else []
     if units is not None:
-        where.append("(unit_id = ANY(%s) OR assigned_unit_id = ANY(%s))")
-        params += [list(units), list(units)]
+        where.append(scope_condition(units, params))
     params.append(REPLAY_LIMIT)
     with pool.connection() as conn:
         cur = conn.execute(
