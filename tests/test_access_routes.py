@@ -179,6 +179,20 @@ def _seed_b(w: World) -> None:
                                    "start": "05:30"})  # fmt: skip
     assert schedule.status_code == 201, schedule.text
     ids["schedule_id"] = schedule.json()["id"]
+    # An issued public warning over B (its boundary from the configured GeoJSON).
+    features = json.loads((CONFIG / "district-units.geojson").read_text(encoding="utf-8"))["features"]
+    boundary = next(f["geometry"] for f in features if f["properties"]["unit_id"] == B)
+    area = {"description": f"Xã Trà Sơn {MARK}", "polygons": [[[lat, lon] for lon, lat in boundary["coordinates"][0]]]}
+    warning = w.client.post("/api/warnings", headers=op, json={"category": "flood", "status": "Actual", "content": {
+        "event": "Lũ", "headline": f"Lũ {MARK}", "instruction": "Di dời.", "areas": [area]}})  # fmt: skip
+    assert warning.status_code == 201, warning.text
+    ids["warning_id"] = warning.json()["id"]
+    for issuer in (op, w.headers["leader"]):
+        issued = w.client.post(f"/api/warnings/{ids['warning_id']}/issue", headers=issuer)
+        assert issued.status_code == 200, issued.text
+        if issued.json()["state"] == "issued":
+            break
+    assert issued.json()["unit_ids"] == [B]
     # A mention about B.
     mention = w.client.post("/api/sectors/mentions", headers=op,
                             json={"source": "báo điện tử", "url": f"https://bao.example/{MARK}",
@@ -340,6 +354,11 @@ PROBES: dict[str, Probe] = {
     "GET /api/kpi/dossiers/due": Probe(list=True),
     "GET /api/kpi/766": Probe(list=True, params=PERIOD),
     "GET /api/kpi/report": Probe(list=True, params=PERIOD),
+    "GET /api/warnings": Probe(list=True),
+    "GET /api/warnings/figures": Probe(list=True),
+    "GET /api/warnings/{warning_id}": Probe(),
+    "GET /api/warnings/{warning_id}/ledger": Probe(),
+    "POST /api/warnings/{warning_id}/acknowledge": Probe(),
     "GET /api/incidents": Probe(list=True),
     "GET /api/incidents/{incident_id}": Probe(),
     "POST /api/incidents/{incident_id}/actions": Probe(body={"action": "comment", "note": "thử"}),
@@ -370,6 +389,8 @@ def _path(template: str, ids: dict[str, Any]) -> str:
 
 #: Valid bodies for routes that check the caller's role only after the body (so a refusal is not a 422).
 ROLE_BODIES: dict[str, Probe] = {
+    "POST /api/warnings/push/subscriptions": Probe(body={"endpoint": "https://push.example/abc",
+                                                         "keys": {"p256dh": "x" * 87, "auth": "y" * 22}}),
     "POST /api/auth/password": Probe(body={"current_password": "một mật khẩu cũ", "new_password": "một mật khẩu mới"}),
     "POST /api/cap": Probe(body={}),
     "POST /api/sectors/mentions": Probe(body={"source": "giám sát", "url": "https://bao.example/x",

@@ -285,3 +285,32 @@ def test_a_sensor_incident_shows_the_current_value_and_a_days_readings(app) -> N
     assert again == first
     alert = client.get(f"/api/alerts/{first}", headers=operator).json()
     assert alert["title"].endswith("(480 cm)") and alert["count"] == 2
+
+
+def test_a_warning_over_two_communes_is_in_an_incident_both_communes_see(app) -> None:
+    """An issued warning's alert concerns two communes: its incident names both, both officers see it."""
+    client, url = app
+    features = __import__("json").loads((ROOT / "config" / "district-units.geojson").read_text(encoding="utf-8"))
+    rings = {f["properties"]["unit_id"]: [[lat, lon] for lon, lat in f["geometry"]["coordinates"][0]]
+             for f in features["features"]}  # fmt: skip
+    op1 = {"Authorization": f"Bearer {token(client, url, 'operator')}"}
+    op2 = {"Authorization": f"Bearer {token(client, url, 'leader')}"}
+    created = client.post("/api/warnings", headers=op1, json={"category": "flood", "status": "Actual", "content": {
+        "event": "Lũ", "headline": "Lũ trên sông Trường", "instruction": "Di dời người dân ven sông.",
+        "areas": [{"description": "Trà Đốc, Trà Giáp", "polygons": [rings["tra-doc"], rings["tra-giap"]]}]}})
+    assert created.status_code == 201, created.text
+    wid = created.json()["id"]
+    for issuer in (op1, op2):
+        issued = client.post(f"/api/warnings/{wid}/issue", headers=issuer)
+        assert issued.status_code == 200, issued.text
+        if issued.json()["state"] == "issued":
+            break
+    alert_id = issued.json()["alert_id"]
+    incident_id = _incident_of_alert(url, alert_id)
+    for unit in ("tra-doc", "tra-giap"):
+        officer = {"Authorization": f"Bearer {token(client, url, 'commune_officer', unit)}"}
+        detail = client.get(f"/api/incidents/{incident_id}", headers=officer)
+        assert detail.status_code == 200, (unit, detail.text)
+        assert [s["ref"] for s in detail.json()["signals"]] == [alert_id]
+    stranger = {"Authorization": f"Bearer {token(client, url, 'commune_officer', 'tra-ka')}"}
+    assert client.get(f"/api/incidents/{incident_id}", headers=stranger).status_code == 404

@@ -201,6 +201,9 @@ def apply_cap(conn: psycopg.Connection, message: CapMessage, xml: bytes, *, now:
                          (change.id, unit))  # fmt: skip
         if len(touched) > 1:
             announce_current(conn, change.id, now)
+            from ioc.incidents.store import sync_alert_units
+
+            sync_alert_units(conn, change.id, now=now)
         if note:
             conn.execute(
                 """INSERT INTO alert_audit (alert_id, at, actor, action, from_status, to_status, note, data)

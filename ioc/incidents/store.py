@@ -203,6 +203,21 @@ def alert_changed(conn: psycopg.Connection, alert_id: int, *, now: datetime) -> 
         _set_status(conn, incident_id, "open", actor="system", now=now, note=None)
 
 
+def sync_alert_units(conn: psycopg.Connection, alert_id: int, *, now: datetime) -> None:
+    """An alert that concerns several communes (``alert_units``, a warning over three communes):
+    its signal names them all, so each commune helps with (and sees) the incident it is in."""
+    row = conn.execute(
+        """UPDATE incident_signals s
+              SET unit_ids = ARRAY(SELECT DISTINCT u FROM unnest(s.unit_ids || ARRAY(
+                                       SELECT unit_id FROM alert_units WHERE alert_id = %(id)s)) u ORDER BY u)
+            WHERE signal = 'alert' AND ref = %(id)s RETURNING incident_id""",
+        {"id": alert_id},
+    ).fetchone()
+    if row is not None:
+        refresh(conn, row[0], now)
+        _announce(conn, row[0], "incident.updated", now)
+
+
 # -- what operators do ------------------------------------------------------------------------------
 
 STATUS_ACTIONS = {"resolve": "resolved", "close": "closed", "reopen": "open"}

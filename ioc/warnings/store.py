@@ -282,6 +282,9 @@ def _after_issue(conn: psycopg.Connection, w: dict[str, Any], content: Content,
         conn.execute("INSERT INTO alert_units (alert_id, unit_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
                      (alert_id, unit))  # fmt: skip
     announce_current(conn, alert_id, now)  # each commune's console sees it live
+    from ioc.incidents.store import sync_alert_units
+
+    sync_alert_units(conn, alert_id, now=now)  # ... and helps with the incident it is in
     conn.execute(
         """UPDATE warnings SET state = 'issued', content = %s, pending = NULL, pending_message_id = NULL,
                   requested_by = NULL, alert_id = %s, unit_ids = %s, expires = %s,
