@@ -348,7 +348,7 @@ def _create_rollup_table(conn: Any, table: SeriesTable) -> None:
     )
     _execute(
         conn,
-        f"""CREATE TRIGGER {rollup}_add AFTER INSERT ON {table.name}
+        f"""CREATE OR REPLACE TRIGGER {rollup}_add AFTER INSERT ON {table.name}
         REFERENCING NEW TABLE AS inserted_rows FOR EACH STATEMENT EXECUTE FUNCTION {rollup}_add()""",
     )
 
@@ -414,8 +414,14 @@ def upgrade_schema(conn: Any, settings: _Settings | None = None, *, now: datetim
                 _create_rollup_table(conn, table)
                 _backfill_rollup(conn, table)
                 changed.append(f"created rollup table {rollup}")
-            removed = _execute(conn, "SELECT remove_retention_policy(%s, if_exists => TRUE)", (table.name,))
-            if removed and removed[0][0] is not None:
+            policy = _execute(
+                conn,
+                "SELECT 1 FROM timescaledb_information.jobs"
+                " WHERE proc_name = 'policy_retention' AND hypertable_name = %s",
+                (table.name,),
+            )
+            if policy:
+                _execute(conn, "SELECT remove_retention_policy(%s)", (table.name,))
                 changed.append(f"removed retention policy of {table.name}")
     elif backend == "native":
         changed += ensure_partitions(conn, now or datetime.now(UTC), settings.partition_premake, settings)
