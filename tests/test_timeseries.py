@@ -389,3 +389,58 @@ def test_timescale_upgrade_replaces_old_aggregates_and_retention(
         assert rolled == raw and sum(r[2] for r in raw) == 7
         with conn.transaction():
             assert timeseries.upgrade_schema(conn, _settings()) == []
+
+
+def test_extension_installed_but_not_preloaded_falls_back_or_says_why() -> None:
+    """Needs a server with the extension installed and *not* preloaded, which the suite's server
+    cannot be at the same time as a preloaded one: give its URL in IOC_TEST_TIMESCALE_NOT_PRELOADED_URL."""
+    import os
+    import secrets
+
+    from psycopg import sql
+
+    from ioc.storage.db import with_database
+
+    admin = os.environ.get("IOC_TEST_TIMESCALE_NOT_PRELOADED_URL")
+    if not admin:
+        pytest.skip("IOC_TEST_TIMESCALE_NOT_PRELOADED_URL (timescaledb installed, not preloaded) is not set")
+    names = [f"ioc_test_{secrets.token_hex(4)}" for _ in range(2)]
+    with psycopg.connect(admin, autocommit=True) as conn:
+        assert timeseries.timescale_available(conn) and timeseries.timescale_preloaded(conn) is False
+        for name in names:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        auto, forced = (with_database(admin, name) for name in names)
+        migrate(auto)  # used to end the connection: 0001 applied, the rest pending on every retry
+        with psycopg.connect(auto) as conn:
+            assert timeseries.active_backend(conn) == "native"
+        with psycopg.connect(forced) as conn, pytest.raises(RuntimeError, match="shared_preload_libraries"):
+            timeseries.choose_backend(conn, "timescale")
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            for name in names:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def test_role_that_may_not_read_the_preload_setting_gets_a_reason(pg_admin_url: str, database_url: str) -> None:
+    import secrets
+
+    from psycopg import sql
+
+    role = f"ioc_test_reader_{secrets.token_hex(3)}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'x'").format(sql.Identifier(role)))
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(database_url)
+        info.update(user=role, password="x")
+        with psycopg.connect(**info) as conn:
+            assert timeseries.timescale_preloaded(conn) is None
+            assert conn.execute("SELECT 1").fetchone() == (1,)  # the transaction is still usable
+            if (
+                timeseries.timescale_available(conn)
+                and not conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
+            ):
+                assert "pg_read_all_settings" in (timeseries.timescale_unusable_reason(conn) or "")
+    finally:
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))

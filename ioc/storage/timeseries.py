@@ -221,13 +221,17 @@ def timescale_preloaded(conn: Any) -> bool | None:
     Checked before ``CREATE EXTENSION``: with the extension installed but not preloaded, TimescaleDB
     2.28.3 on PostgreSQL 15.20 ends the server connection instead of raising an error, which left
     ``ioc db migrate`` failing on every retry with 0001 applied and the rest pending."""
-    _execute(conn, "SAVEPOINT ioc_preload")
+    savepoint = not getattr(conn, "autocommit", False)  # an autocommit error aborts nothing
+    if savepoint:
+        _execute(conn, "SAVEPOINT ioc_preload")
     try:
         rows = _execute(conn, "SELECT current_setting('shared_preload_libraries')")
     except Exception:  # noqa: BLE001 - insufficient privilege: unknown, the caller says so
-        _execute(conn, "ROLLBACK TO SAVEPOINT ioc_preload")
+        if savepoint:
+            _execute(conn, "ROLLBACK TO SAVEPOINT ioc_preload")
         return None
-    _execute(conn, "RELEASE SAVEPOINT ioc_preload")
+    if savepoint:
+        _execute(conn, "RELEASE SAVEPOINT ioc_preload")
     libraries = [part.strip().strip('"').rsplit("/", 1)[-1] for part in str(rows[0][0]).split(",")]
     return "timescaledb" in libraries
 
