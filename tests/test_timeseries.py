@@ -286,6 +286,20 @@ def test_timescale_unusable_reason_on_this_server(pg_admin_url: str) -> None:
         assert preloaded is True and reason is None
 
 
+def _mark_failing(conn: psycopg.Connection, job_id: int) -> None:
+    """Record a failed run of a job as TimescaleDB 2.28.3 records it on PostgreSQL 15.20 (the
+    scheduler may not have run the job yet in a fresh database)."""
+    conn.execute(
+        "INSERT INTO _timescaledb_internal.bgw_job_stat (job_id, last_start, last_finish, next_start,"
+        " last_successful_finish, last_run_success, total_runs, total_duration, total_duration_failures,"
+        " total_successes, total_failures, total_crashes, consecutive_failures, consecutive_crashes, flags)"
+        " VALUES (%s, now(), now(), now() + interval '1 hour', '-infinity', false, 1, '0', '0', 0, 1, 0, 1, 0, 0)"
+        " ON CONFLICT (job_id) DO UPDATE SET last_run_success = false, total_failures = 1,"
+        " last_successful_finish = '-infinity'",
+        (job_id,),
+    )
+
+
 # --- TimescaleDB only ------------------------------------------------------------------------------
 
 
@@ -340,15 +354,7 @@ def test_timescale_jobs_are_checked_and_failing_ones_run_by_maintain(
         # A failing job as TimescaleDB 2.28.3 records it on PostgreSQL 15.20 (the scheduler may not
         # have run it yet in this fresh database): its stats say Failed.
         job = compression[0]
-        conn.execute(
-            "INSERT INTO _timescaledb_internal.bgw_job_stat (job_id, last_start, last_finish, next_start,"
-            " last_successful_finish, last_run_success, total_runs, total_duration, total_duration_failures,"
-            " total_successes, total_failures, total_crashes, consecutive_failures, consecutive_crashes, flags)"
-            " VALUES (%s, now(), now(), now() + interval '1 hour', '-infinity', false, 1, '0', '0', 0, 1, 0, 1, 0, 0)"
-            " ON CONFLICT (job_id) DO UPDATE SET last_run_success = false, total_failures = 1,"
-            " last_successful_finish = '-infinity'",
-            (job.job_id,),
-        )
+        _mark_failing(conn, job.job_id)
         conn.commit()
         failing = {j.job_id for j in timeseries.job_states(conn) if j.failing}
         assert job.job_id in failing
@@ -444,3 +450,37 @@ def test_role_that_may_not_read_the_preload_setting_gets_a_reason(pg_admin_url: 
     finally:
         with psycopg.connect(pg_admin_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def test_db_check_and_maintain_commands(
+    backend: str, database_factory: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from ioc.cli.db_cmd import app
+    from ioc.settings import get_settings
+
+    url = database_factory()
+    monkeypatch.setenv("IOC_DATABASE_URL", url)
+    monkeypatch.setenv("COLUMNS", "400")
+    get_settings.cache_clear()
+    runner = CliRunner()
+    try:
+        with psycopg.connect(url) as conn:
+            if backend == "timescale":
+                _mark_failing(conn, timeseries.job_states(conn)[-1].job_id)
+                conn.commit()
+            failing = [j for j in timeseries.job_states(conn) if j.failing] if backend == "timescale" else []
+            assert bool(failing) == (backend == "timescale")
+        check = runner.invoke(app, ["check"])
+        assert f"time-series backend: {backend}" in check.output
+        assert check.exit_code == (1 if failing else 0), check.output
+        for job in failing:
+            assert f"job {job.job_id} {job.name}: FAILING" in check.output
+        maintain = runner.invoke(app, ["maintain"])
+        assert maintain.exit_code == 0, maintain.output
+        assert maintain.output.startswith(f"{backend}: ")
+        for job in failing:
+            assert f"job {job.job_id} ({job.name}) fails in the background" in maintain.output
+    finally:
+        get_settings.cache_clear()
