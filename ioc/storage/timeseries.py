@@ -16,8 +16,9 @@ trigger's transition table, so a redelivered message is not counted twice.
   offset, so late rows (device outages, imports) were missed; they also kept counts whose raw rows
   retention had dropped. Migration ``0019_timescale_parity`` replaces them in databases made before.
 * **Native** (no extension): monthly range partitions ``<table>_pYYYYMM`` (UTC months) covering
-  the retention window and ``partition_premake`` months ahead, created by :func:`maintain`, and
-  BRIN indexes on ``time`` (rows arrive in time order, so a BRIN index is tiny and good enough).
+  the retention window and ``partition_premake`` months ahead, created by :func:`maintain` (and by
+  the ingest writer for a month it meets first, as TimescaleDB makes chunks on demand), and BRIN
+  indexes on ``time`` (rows arrive in time order, so a BRIN index is tiny and good enough).
 
 Retention is applied by :func:`maintain` on both backends, from the settings of the moment, to the
 hour: rows with ``time`` before ``date_trunc('hour', now - retention)`` and the rollup rows of the
@@ -299,9 +300,11 @@ def create_schema(conn: Any, settings: _Settings | None = None, *, now: datetime
             _create_partitioned(conn, table)
         _create_rollup_table(conn, table)
     if backend == "native":
-        # Partitions for the retention window and the months ahead: every row the ingest validator
-        # accepts (within retention) has a partition, as it has a chunk on TimescaleDB.
-        ensure_partitions(conn, now or datetime.now(UTC), settings.partition_premake, settings)
+        # Partitions for last month to the months ahead, so the system can ingest at once. The rest
+        # of the retention window comes with the first `maintain` (`ioc up` and the API run it at
+        # start) and, for a row that arrives before, from the ingest writer on demand: migrating
+        # stays quick (about 90 more partitions cost seconds, in every test database too).
+        ensure_partitions(conn, now or datetime.now(UTC), settings.partition_premake)
     return backend
 
 
@@ -390,18 +393,14 @@ def _create_hypertable(conn: Any, table: SeriesTable) -> None:
     # No retention policy: `maintain` applies retention to the hour with the rollup rows (module doc).
 
 
-def upgrade_schema(conn: Any, settings: _Settings | None = None, *, now: datetime | None = None) -> list[str]:
+def upgrade_schema(conn: Any) -> list[str]:
     """Bring a schema made by an earlier release to what :func:`create_schema` makes now (migration
     0019); idempotent, a no-op on a schema made by this release. Returns what it changed.
 
     TimescaleDB: continuous aggregates (made by an earlier ``maintain``) and retention policies
     (fixed at migration, blind to later settings) are replaced by rollup tables counted from the raw
-    rows and by ``maintain``'s retention. Native: partitions for the whole retention window.
+    rows and by ``maintain``'s retention. Native: nothing to change.
     """
-    if settings is None:
-        from ioc.settings import get_settings
-
-        settings = get_settings()
     changed: list[str] = []
     backend = active_backend(conn)
     if backend == "timescale":
@@ -427,8 +426,6 @@ def upgrade_schema(conn: Any, settings: _Settings | None = None, *, now: datetim
             if policy:
                 _execute(conn, "SELECT remove_retention_policy(%s)", (table.name,))
                 changed.append(f"removed retention policy of {table.name}")
-    elif backend == "native":
-        changed += ensure_partitions(conn, now or datetime.now(UTC), settings.partition_premake, settings)
     return changed
 
 
