@@ -481,7 +481,7 @@ def test_db_check_and_maintain_commands(
         get_settings.cache_clear()
 
 
-def test_writer_stores_a_row_of_a_month_without_partition_on_both_backends(
+def test_writer_stores_rows_of_a_month_without_partition(
     database_factory: Callable[..., str],
 ) -> None:
     """The writer gets rows the validator accepted: native makes the month's partition as TimescaleDB
