@@ -507,3 +507,14 @@ def test_writer_stores_rows_of_a_month_without_partition(
     with psycopg.connect(url) as conn:
         raw, rolled = _raw_vs_rollup(conn, "xa-w")
         assert rolled == raw and sum(r[2] for r in raw) == 3
+
+
+def test_rollup_bench_prints_both_timings_and_equal_answers(pg_admin_url: str) -> None:
+    from ioc.storage.bench_rollups import run
+
+    result = run(pg_admin_url, rounds=1)  # raises if the set-based answer differs from unit_rollup()'s
+    assert result["rollup_rows"] == 144_000
+    assert all(result[k] > 0 for k in ("per_row_function_median_ms", "set_based_median_ms"))
+    assert result["ratio_to_per_row_function"] == round(
+        result["set_based_median_ms"] / result["per_row_function_median_ms"], 4
+    ) or isinstance(result["ratio_to_per_row_function"], float)
