@@ -515,6 +515,4 @@ def test_rollup_bench_prints_both_timings_and_equal_answers(pg_admin_url: str) -
     result = run(pg_admin_url, rounds=1)  # raises if the set-based answer differs from unit_rollup()'s
     assert result["rollup_rows"] == 144_000
     assert all(result[k] > 0 for k in ("per_row_function_median_ms", "set_based_median_ms"))
-    assert result["ratio_to_per_row_function"] == round(
-        result["set_based_median_ms"] / result["per_row_function_median_ms"], 4
-    ) or isinstance(result["ratio_to_per_row_function"], float)
+    assert isinstance(result["ratio_to_per_row_function"], float)
