@@ -336,6 +336,15 @@ def test_timescale_late_rows_into_compressed_chunks_count_at_once(
         conn.commit()
         raw, rolled = _raw_vs_rollup(conn, "xa-late")
         assert rolled == raw == [(old, "d1", 15)]
+        # Retention cutting through the compressed chunk (not dropped whole): the rows of the hours
+        # before the cutoff go with their counts, the later ones stay.
+        _insert_telemetry(conn, [(old + timedelta(hours=2, minutes=i), "d1", "xa-late", f"b{i}") for i in range(3)])
+        conn.commit()
+        clock = ManualClock(old + timedelta(days=30, hours=1, minutes=1))  # cutoff: old + 1 h
+        report = timeseries.maintain(conn, clock, _settings(telemetry_retention_days=30))
+        assert report.dropped == [] and report.rows_deleted == {"telemetry": 15}
+        raw, rolled = _raw_vs_rollup(conn, "xa-late")
+        assert rolled == raw == [(old + timedelta(hours=2), "d1", 3)]
 
 
 def test_timescale_jobs_are_checked_and_failing_ones_run_by_maintain(
