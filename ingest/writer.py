@@ -7,10 +7,11 @@ written alongside, and the transaction commits. Only then does the worker acknow
 MQTT messages, so a message is acknowledged only once it is stored, and a message redelivered
 after a crash (stored, not yet acknowledged) is skipped by the conflict clause: stored once.
 
-When PostgreSQL refuses rows for a data reason (a partition missing for a ``ts``, a value it cannot
-represent), the batch is split in halves inside savepoints until the offending rows are isolated;
-they become ``db_rejected`` dead letters and the rest is stored. Connection loss is not a data
-error: :class:`DatabaseUnavailable` tells the worker to keep the batch, reconnect and retry.
+A row for a month without a native partition gets one made (TimescaleDB makes a chunk). When
+PostgreSQL refuses rows for a data reason (a value it cannot represent), the batch is split in
+halves inside savepoints until the offending rows are isolated; they become ``db_rejected`` dead
+letters and the rest is stored. Connection loss is not a data error: :class:`DatabaseUnavailable`
+tells the worker to keep the batch, reconnect and retry.
 """
 
 from __future__ import annotations
@@ -108,6 +109,8 @@ TABLES: dict[str, TableSpec] = {
 # storing rows (22 data exception, 23 integrity violation - "no partition of relation found for row"
 # is 23514 -, 54 program limits, P0 trigger refusals) is about the rows: they are isolated.
 INFRASTRUCTURE_CLASSES = ("08", "0A", "25", "40", "42", "53", "55", "57", "58", "XX")
+# "no partition of relation found for row": on native, the writer makes the month's partition.
+NO_PARTITION = "23514"
 
 
 class DatabaseUnavailable(Exception):
@@ -245,8 +248,29 @@ class BatchWriter:
         except psycopg.Error as exc:
             if not is_row_error(exc):
                 raise
+            if exc.sqlstate == NO_PARTITION and self._make_partitions(conn, spec, rows):
+                return self._store(conn, spec, rows, result)
             log.warning("%s refused %d rows (%s); isolating the bad ones", spec.name, len(rows), exc.sqlstate)
         return self._isolate(conn, spec, rows, result)
+
+    @staticmethod
+    def _make_partitions(conn: psycopg.Connection, spec: TableSpec, rows: list[tuple[int, tuple]]) -> bool:
+        """Native partitions for the months of ``rows`` that have none; True if any was made.
+
+        The rows passed the validator (``ts`` within retention), so they are stored as TimescaleDB
+        stores them by making a chunk: native and TimescaleDB refuse and accept the same rows.
+        Usually a no-op: ``maintain`` makes the partitions of the whole retention window."""
+        from ioc.storage.timeseries import TABLES_BY_NAME, ensure_months, month_start
+
+        table = TABLES_BY_NAME.get(spec.name)
+        if table is None:
+            return False
+        months = {month_start(values[0]) for _, values in rows if isinstance(values[0], datetime)}
+        with conn.transaction():
+            made = ensure_months(conn, months, tables=(table,))
+        if made:
+            log.info("made partitions %s for rows of months that had none", ", ".join(made))
+        return bool(made)
 
     def _isolate(
         self, conn: psycopg.Connection, spec: TableSpec, rows: list[tuple[int, tuple]], result: WriteResult

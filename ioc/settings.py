@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
     timeseries_backend: Literal["auto", "timescale", "native"] = Field(
         default="auto",
-        description="auto: TimescaleDB when the extension is available, native partitioning otherwise.",
+        description="auto: TimescaleDB when the extension is installed and preloaded, native partitioning otherwise.",
     )
     partition_premake: int = Field(
         default=2, ge=1, description="Native backend: monthly partitions created ahead of the current month."

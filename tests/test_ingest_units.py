@@ -103,9 +103,11 @@ def test_rows_postgresql_refuses_become_dead_letters_and_the_rest_is_stored(
     url = database_factory(migrated=True)
     seed_devices(url, "xa-w", [("w1", "sensor")])
     now = datetime.now(UTC)
-    ancient = datetime(1999, 1, 1, tzinfo=UTC)  # no partition: 23514
+    # Text that is not JSON: PostgreSQL refuses its cast to jsonb (22P02) on both backends. (A row
+    # from 1999 is refused by native partitions only; the validator dead-letters it before.)
     values = [
-        (ancient if i in (3, 7) else now, "w1", "xa-w", "sensor", f"m{i}", json.dumps({"i": i}), now) for i in range(10)
+        (now, "w1", "xa-w", "sensor", f"m{i}", "{not json" if i in (3, 7) else json.dumps({"i": i}), now)
+        for i in range(10)
     ]
     writer = BatchWriter(lambda: psycopg.connect(url))
 
@@ -124,7 +126,9 @@ def test_rows_postgresql_refuses_become_dead_letters_and_the_rest_is_stored(
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT count(*) FROM telemetry").fetchone() == (8,)
         reasons = [r[0] for r in conn.execute("SELECT reason FROM dead_letters ORDER BY topic").fetchall()]
-    assert len(reasons) == 2 and all(r.startswith("db_rejected: telemetry: no partition") for r in reasons), reasons
+    assert len(reasons) == 2 and all(
+        r.startswith("db_rejected: telemetry: invalid input syntax for type json") for r in reasons
+    ), reasons
 
 
 def test_mqtt_doc_payload_section_is_generated_from_the_models() -> None:

@@ -29,6 +29,9 @@ def migrate() -> None:
     except psycopg.OperationalError as exc:
         console.print(f"[red]database unreachable:[/red] {exc}")
         raise typer.Exit(exit_codes.UNAVAILABLE) from exc
+    except RuntimeError as exc:  # e.g. IOC_TIMESERIES_BACKEND=timescale on a server that cannot give it
+        console.print(f"[red]cannot migrate:[/red] {exc}")
+        raise typer.Exit(exit_codes.FAILED) from exc
     if applied:
         console.print(f"applied {len(applied)} migration(s): {', '.join(applied)}")
     else:
@@ -64,8 +67,55 @@ def status() -> None:
 
 
 @app.command()
+def check() -> None:
+    """The time-series backend in use and, on TimescaleDB, the state of its background jobs
+    (last success, failures, last error). Exit 1 if the schema is missing or a job is failing.
+
+    A failing job's work is run by `ioc db maintain` (hourly under `ioc up` and the API), which says so.
+    Example: ioc db check
+    """
+    import psycopg
+
+    from ioc.runtime import database_url
+    from ioc.settings import get_settings
+    from ioc.storage import timeseries
+    from ioc.storage.db import connect
+
+    try:
+        with database_url(get_settings()) as url, connect(url) as conn:
+            backend = timeseries.active_backend(conn)
+            version = conn.execute("SHOW server_version").fetchone()[0]
+            ext = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
+            jobs = timeseries.job_states(conn) if ext else []
+            why_not = timeseries.timescale_unusable_reason(conn) if backend == "native" else None
+    except psycopg.OperationalError as exc:
+        console.print(f"[red]database unreachable:[/red] {exc}")
+        raise typer.Exit(exit_codes.UNAVAILABLE) from exc
+    console.print(f"PostgreSQL {version}; timescaledb {ext[0] if ext else 'not installed in this database'}")
+    console.print(f"time-series backend: {backend}")
+    if why_not and "not installed" not in why_not:
+        console.print(f"  timescaledb not used: {why_not}")
+    failing = [job for job in jobs if job.failing]
+    for job in jobs:
+        last = job.last_success.isoformat(timespec="seconds") if job.last_success else "never"
+        state = "[red]FAILING[/red]" if job.failing else "ok"
+        line = (
+            f"  job {job.job_id} {job.name}: {state}; last success {last}; "
+            f"runs {job.total_runs}, failures {job.total_failures}"
+        )
+        if job.failing and job.last_error:
+            line += f"; last error: {job.last_error}"
+        console.print(line)
+    if failing:
+        console.print(f"{len(failing)} job(s) failing in the background: `ioc db maintain` runs their work itself")
+    if backend == "none" or failing:
+        raise typer.Exit(exit_codes.FAILED)
+
+
+@app.command()
 def maintain() -> None:
-    """Create partitions ahead and drop those past retention (native backend; TimescaleDB runs policies).
+    """Partitions for the retention window and ahead (native), retention to the hour from the
+    current settings (both backends), and the work of failing TimescaleDB jobs (said in the output).
 
     `ioc up` and the API run this hourly; this command runs it once, e.g. from cron.
     """

@@ -18,8 +18,8 @@ check --refold`` from the events themselves) and lists any disagreement.
 Why not TimescaleDB continuous aggregates: they aggregate rows of a hypertable as appended, while
 a dossier's figures depend on the fold of all its events (a late ``received`` moves it to another
 day or unit, a refusal after a resolution un-counts it). The folded ``dossiers`` table is a plain
-table on both backends, so the same trigger-maintained rollup serves both; on TimescaleDB the
-continuous aggregate ``dossier_events_hourly`` still gives the freshness of the source.
+table on both backends, so the same trigger-maintained rollup serves both; ``dossier_events_hourly``
+(a trigger-kept table on both backends too) gives the freshness of the source.
 """
 
 from __future__ import annotations
