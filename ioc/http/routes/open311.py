@@ -10,7 +10,6 @@ personal data (names, phone numbers and e-mails are never returned).
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime
 from typing import Any
 from xml.sax.saxutils import escape
@@ -19,7 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 
-from ioc.auth.ratelimit import BucketPolicy, TokenBuckets
+from ioc.auth.ratelimit import BucketPolicy, buckets_for
 from ioc.http.routes.reports import categories_of, unit_locator_of
 from ioc.http.state import AppState
 from ioc.reports import codes
@@ -77,7 +76,7 @@ def _check(request: Request, fmt: str, limit: BucketPolicy, key: str | None = No
     if fmt not in ("json", "xml"):
         raise Open311Error(404, f"format {fmt!r} is not supported: use .json or .xml")
     name = f"open311_{'post' if limit is POST_LIMIT else 'read'}"
-    buckets = request.app.state.__dict__.setdefault(name, TokenBuckets(limit, time.monotonic))
+    buckets = buckets_for(request.app, name, limit)
     if buckets.take(key or (request.client.host if request.client else "unknown")) > 0:
         raise Open311Error(429, "too many requests; slow down")
     jurisdiction = request.query_params.get("jurisdiction_id")
