@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from ioc.cli import bench, config_cmd, db_cmd, detect_cmd, ingest_cmd, kpi_cmd, radio_cmd, sentiment_cmd, users_cmd
+from ioc.cli.doctor_cmd import register as register_doctor
 from ioc.cli.processes import register as register_processes
 
 app = typer.Typer(
@@ -31,6 +32,7 @@ app.add_typer(radio_cmd.app, name="radio")
 register_processes(app)
 ingest_cmd.register(app)
 detect_cmd.register(app)
+register_doctor(app)
 
 
 if __name__ == "__main__":  # pragma: no cover
