@@ -312,19 +312,14 @@ def _backups(settings: Any, *, backup_dir: Path, max_backup_age_h: float, **_: A
 
 
 def _jobs(settings: Any, **_: Any) -> list[Check]:
-    rows = _query(
-        settings,
-        "SELECT split_part(application_name, ':', 1), count(*) FROM pg_stat_activity "
-        "WHERE application_name LIKE 'ioc-%%' GROUP BY 1",
-    )
-    apps = dict(rows)
+    names = [r[0] for r in _query(settings, "SELECT application_name FROM pg_stat_activity")]
     out = []
     for name, what in (
         ("ioc-ingest", "ingest workers"),
         ("ioc-hub", "API hubs listening"),
         ("ioc-radio", "radio service connections"),
     ):
-        count = apps.get(name, 0)
+        count = sum(1 for n in names if n and n.startswith(name))
         out.append(Check("jobs", "OK" if count else "FAIL", f"{what}: {count}"))
     (has_timescale,) = _query(settings, "SELECT count(*) > 0 FROM pg_extension WHERE extname = 'timescaledb'")[0]
     if has_timescale:
