@@ -137,7 +137,7 @@ async def _clients(ws_urls: list[str], n: int, stalled: int, m: int, ready: Any,
         connections.append(ws)
     ready.set()
     tasks = [asyncio.create_task(reader(i, ws)) for i, ws in enumerate(connections[:n])]
-    deadline = time.time() + 60 + m / 5
+    deadline = time.time() + 120 + m / 2  # a starved client process still gets everything it can
     while time.time() < deadline and not all(t.done() for t in tasks):
         await asyncio.sleep(0.05)
     for task in tasks:
