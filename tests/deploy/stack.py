@@ -202,10 +202,14 @@ def start_replicated(tmp: Path) -> Replicated:
     )
     standby.start()
     # The standby is connected and synchronous before the first commit that needs it.
-    deadline = time.monotonic() + 30
-    while "sync" not in _psql(primary, "SELECT string_agg(sync_state, ',') FROM pg_stat_replication"):
+    # (synchronous_standby_names = 'ANY 1 (*)': its sync_state is "quorum")
+    deadline = time.monotonic() + 60
+    query = "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming' AND sync_state IN ('sync', 'quorum')"
+    while _psql(primary, query) != "1":
         if time.monotonic() > deadline:
-            raise RuntimeError("the standby did not become synchronous")
+            states = _psql(primary, "SELECT string_agg(state || '/' || sync_state, ',') FROM pg_stat_replication")
+            log = (standby.data.parent / f"{standby.data.name}.log").read_text()[-2000:]
+            raise RuntimeError(f"the standby did not become synchronous ({states!r}): {log}")
         time.sleep(0.2)
     _psql(primary, "CREATE DATABASE ioc")
     return Replicated(primary, standby, backup_dir)
