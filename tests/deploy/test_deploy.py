@@ -313,6 +313,21 @@ def test_rate_limits_hold_across_replicas(deployment: Deployment) -> None:
     assert codes == [400] * stack.SUBMIT_BURST + [429, 429], codes
 
 
+def test_x_forwarded_for_is_believed_only_from_the_proxy(deployment: Deployment) -> None:
+    """A client that reaches a replica directly (from 127.0.0.2, not a trusted proxy) cannot pick its
+    rate-limit bucket with a forged X-Forwarded-For: every attempt counts against 127.0.0.2."""
+    d = deployment
+    transport = httpx.HTTPTransport(local_address="127.0.0.2")
+    port = d.services.api_ports[1]
+    codes = []
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", transport=transport, timeout=10) as direct:
+        for i in range(stack.SUBMIT_BURST + 1):
+            form = {"category": "no-such-category", "description": "kiểm tra"}
+            response = direct.post("/api/public/reports", data=form, headers={"X-Forwarded-For": f"203.0.113.{i}"})
+            codes.append(response.status_code)
+    assert codes == [400] * stack.SUBMIT_BURST + [429], codes
+
+
 def test_failover_mid_stream_loses_no_acknowledged_message_and_everything_reconnects(deployment: Deployment) -> None:
     d = deployment
     pids = {name: proc.pid for name, proc in d.services.procs.items()}
