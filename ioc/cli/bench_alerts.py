@@ -253,9 +253,12 @@ def _start_proxy(tmp: Path, ports: list[int], stack: Any) -> tuple[int, Path, su
     context = ssl.create_default_context(cafile=str(ca))
     deadline = time.time() + 30
     while time.time() < deadline:
-        with contextlib.suppress(Exception), urllib.request.urlopen(  # noqa: S310 - our own proxy
-            f"https://127.0.0.1:{port}/readyz", timeout=2, context=context
-        ) as response:
+        with (
+            contextlib.suppress(Exception),
+            urllib.request.urlopen(  # noqa: S310 - our own proxy
+                f"https://127.0.0.1:{port}/readyz", timeout=2, context=context
+            ) as response,
+        ):
             if response.status == 200:
                 return port, ca, proc
         time.sleep(0.3)
