@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: up test lint bench-ingest clean-var help speech-packages test-packages
+.PHONY: up test lint bench-ingest clean-var help speech-packages test-packages test-deploy deploy-packages
 
 help:
 	@echo "make up     - create .venv, install, start the whole system (wall at http://127.0.0.1:8000)"
@@ -56,6 +56,19 @@ test-packages:
 # pytest exits 5 when it collected no tests: that is not a failure of the code under test.
 test: $(STAMP) test-packages
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+# The production shape (tests/deploy, docs/deploy.md): PostgreSQL primary + standby, TLS Mosquitto,
+# HAProxy, two API replicas, two ingest workers, the radio service; kills and a failover. About 1-2
+# minutes on 2 cores; not part of `make test` (marker `deploy`).
+PG_BIN ?= /usr/lib/postgresql/15/bin
+DEPLOY_PACKAGES = $(if $(shell command -v haproxy),,haproxy) $(if $(wildcard /usr/sbin/mosquitto),,mosquitto) \
+	$(if $(wildcard $(PG_BIN)/initdb),,postgresql-15)
+
+deploy-packages:
+	$(call apt_install,$(DEPLOY_PACKAGES))
+
+test-deploy: $(STAMP) deploy-packages
+	$(BIN)/python -m pytest tests/deploy -m deploy $(PYTEST_ARGS)
 
 bench-ingest: $(STAMP)
 	$(BIN)/ioc bench ingest --messages 20000 --workers 1 --json

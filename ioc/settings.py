@@ -153,6 +153,16 @@ class Settings(BaseSettings):
     vapid_subject: str = Field(
         default="mailto:ioc@localhost", description="Web Push: the VAPID `sub` claim (a mailto: or https: contact)."
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"],
+        description="Reverse proxies (addresses or networks, JSON list) whose X-Forwarded-For and X-Forwarded-Proto "
+        'the API believes, e.g. ["10.0.0.5"]; from anyone else these headers are ignored (rate limits, audit).',
+    )
+    rate_limit_store: Literal["memory", "postgres"] = Field(
+        default="memory",
+        description="Where rate-limit buckets live: memory (one process, `ioc up`) or postgres (shared by every "
+        "API replica behind a proxy; what deploy/ sets).",
+    )
 
     @field_validator("alert_rules", "sector_thresholds", "incident_rules", "warnings_config", mode="before")
     @classmethod

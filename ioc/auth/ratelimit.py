@@ -1,9 +1,12 @@
-"""In-process token buckets for the login route: one bucket per client address, one per user name.
+"""Token buckets: for the login route (one bucket per client address, one per user name) and the
+public routes (citizen reports, Open311).
 
-Each process keeps its own buckets (nothing is shared between API processes or survives a
-restart): with N API processes behind a load balancer a client gets up to N times the rate. That is
-enough for its purpose, slowing a password guesser down to a few tries a minute on top of the
-account lockout (:mod:`ioc.auth.repository`), without a shared store.
+Two stores with one interface (``take(key)``): :class:`TokenBuckets` keeps them in the process
+(``ioc up``, tests: with N API processes a client would get N times the rate), and
+:class:`SharedTokenBuckets` keeps them in PostgreSQL (``IOC_RATE_LIMIT_STORE=postgres``, what a
+deployment with several API replicas behind a proxy uses): one atomic ``INSERT ... ON CONFLICT``
+per attempt, timed by the database's clock, so every replica draws from the same bucket and the
+replicas' clocks do not matter. :func:`buckets_for` picks the store configured for an app.
 
 Time comes from a callable returning seconds (the injected clock's), so tests move it explicitly.
 Memory is bounded: at most ``max_keys`` buckets are kept; when full, buckets that have refilled
@@ -12,11 +15,14 @@ Memory is bounded: at most ``max_keys`` buckets are kept; when full, buckets tha
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -97,3 +103,82 @@ class LoginRateLimiter:
         if wait > 0:
             return "username", max(1, math.ceil(wait))
         return None
+
+
+class Buckets(Protocol):
+    def take(self, key: str) -> float: ...
+
+
+_TAKE = """
+INSERT INTO rate_limit_buckets AS b (scope, key, tokens, at)
+VALUES (%(scope)s, %(key)s, %(capacity)s - 1, clock_timestamp())
+ON CONFLICT (scope, key) DO UPDATE
+   SET tokens = LEAST(%(capacity)s, b.tokens + EXTRACT(EPOCH FROM clock_timestamp() - b.at) * %(rate)s) - 1,
+       at = clock_timestamp()
+ WHERE LEAST(%(capacity)s, b.tokens + EXTRACT(EPOCH FROM clock_timestamp() - b.at) * %(rate)s) >= 1
+RETURNING tokens
+"""
+_LEVEL = """
+SELECT LEAST(%(capacity)s, tokens + EXTRACT(EPOCH FROM clock_timestamp() - at) * %(rate)s)
+  FROM rate_limit_buckets WHERE scope = %(scope)s AND key = %(key)s
+"""
+# Buckets idle long enough to have refilled carry no information: dropped now and then.
+_PRUNE = """
+DELETE FROM rate_limit_buckets
+ WHERE scope = %(scope)s AND at < clock_timestamp() - make_interval(secs => %(full_after_s)s)
+"""
+
+
+class SharedTokenBuckets:
+    """Token buckets in PostgreSQL (table ``rate_limit_buckets``), shared by every API replica.
+
+    ``scope`` names the limiter (two limiters never share a bucket for the same key). Each ``take``
+    is one autocommitted statement on a pooled connection; the row lock of the upsert serialises
+    concurrent attempts on one key across replicas, so a burst of N is N, whatever the replica count.
+    """
+
+    PRUNE_EVERY = 500
+
+    def __init__(self, pool: Any, scope: str, policy: BucketPolicy) -> None:
+        self.pool = pool
+        self.scope = scope
+        self.policy = policy
+        self._calls = itertools.count(1)
+
+    def take(self, key: str) -> float:
+        """Take one token for ``key``: 0.0 when allowed, else the seconds until one is available."""
+        params = {"scope": self.scope, "key": key, "capacity": float(self.policy.capacity),
+                  "rate": self.policy.refill_per_s}  # fmt: skip
+        with self.pool.connection() as conn:
+            conn.autocommit = True
+            try:
+                if conn.execute(_TAKE, params).fetchone() is not None:
+                    if next(self._calls) % self.PRUNE_EVERY == 0:
+                        full_after = self.policy.capacity / self.policy.refill_per_s
+                        conn.execute(_PRUNE, {"scope": self.scope, "full_after_s": full_after})
+                    return 0.0
+                row = conn.execute(_LEVEL, params).fetchone()
+            finally:
+                conn.autocommit = False
+        level = float(row[0]) if row else 0.0
+        return max(0.001, (1.0 - level) / self.policy.refill_per_s)
+
+
+def buckets_for(app: Any, name: str, policy: BucketPolicy) -> Buckets:
+    """The buckets named ``name`` of a FastAPI ``app``, created on first use in the configured store.
+
+    ``IOC_RATE_LIMIT_STORE=postgres`` (and a database pool): shared by every replica; otherwise in
+    this process.
+    """
+    cache = app.state.__dict__  # one attribute per limiter, as before: tests reset one by deleting it
+    found = cache.get(name)
+    if found is None:
+        state = getattr(app.state, "ioc", None)
+        settings = getattr(state, "settings", None)
+        pool = getattr(state, "pool", None)
+        if getattr(settings, "rate_limit_store", "memory") == "postgres" and pool is not None:
+            found = SharedTokenBuckets(pool, name, policy)
+        else:
+            found = TokenBuckets(policy, time.monotonic)
+        cache[name] = found
+    return found

@@ -32,6 +32,9 @@ def bench_alerts(
     rate: float = typer.Option(50.0, min=0.1, help="Camera events (each a new alert) published per second."),
     alerts: int = typer.Option(500, min=1, help="Events to publish."),
     stalled: int = typer.Option(1, min=0, help="Extra clients that never read (they must not delay the others)."),
+    replicas: int = typer.Option(1, min=1, max=8, help="`ioc serve` processes; clients spread over them."),
+    proxy: bool = typer.Option(False, help="Put HAProxy (deploy/haproxy/ioc.cfg, TLS) in front of the replicas."),
+    deflate_baseline: bool = typer.Option(False, help="Also run with per-client websocket compression (baseline)."),
     as_json: bool = typer.Option(False, "--json", help="Print only the JSON line."),
 ) -> None:
     """Publish-to-wall latency of alerts through ingest, the alert engine and the websocket hub, with
@@ -50,7 +53,8 @@ def bench_alerts(
     logs.configure("WARNING" if as_json else settings.log_level, "bench")
     try:
         with progress(as_json, f"alerts bench: {clients} clients, {alerts} events at {rate:g}/s..."):
-            result = run_bench(settings, clients=clients, rate=rate, alerts=alerts, stalled=stalled)
+            result = run_bench(settings, clients=clients, rate=rate, alerts=alerts, stalled=stalled,
+                               replicas=replicas, proxy=proxy, deflate_baseline=deflate_baseline)  # fmt: skip
     except ConnectionError as exc:
         typer.echo(f"bench: {exc}", err=True)
         raise typer.Exit(exit_codes.UNAVAILABLE) from exc

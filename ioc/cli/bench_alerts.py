@@ -48,7 +48,7 @@ def _event(i: int) -> bytes:
 
 
 # -- processes ---------------------------------------------------------------------------------------
-def _publisher_main(url: str, topic: str, m: int, rate: float, go: Any, out: Any) -> None:
+def _publisher_main(url: str, topic: str, m: int, rate: float, go: Any, out: Any, offset: int = 0) -> None:
     from ingest.testing import publisher
 
     client = publisher(url, max_inflight=100)
@@ -61,7 +61,7 @@ def _publisher_main(url: str, topic: str, m: int, rate: float, go: Any, out: Any
         if delay > 0:
             time.sleep(delay)
         sent.append(time.time())
-        client.publish(topic, _event(i), qos=1)
+        client.publish(topic, _event(offset + i), qos=1)
     time.sleep(0.5)
     client.loop_stop()
     client.disconnect()
@@ -94,12 +94,18 @@ def _bare_subscriber_main(url: str, topic: str, m: int, ready: Any, out: Any) ->
     out.put(list(got.values()))
 
 
-def _clients_main(ws_url: str, n: int, stalled: int, m: int, ready: Any, done: Any, out: Any) -> None:
-    asyncio.run(_clients(ws_url, n, stalled, m, ready, done, out))
+def _clients_main(ws_urls: list[str], n: int, stalled: int, m: int, ready: Any, done: Any, out: Any,
+                  cafile: str | None = None, offset: int = 0) -> None:  # fmt: skip
+    asyncio.run(_clients(ws_urls, n, stalled, m, ready, done, out, cafile, offset))
 
 
-async def _clients(ws_url: str, n: int, stalled: int, m: int, ready: Any, done: Any, out: Any) -> None:
+async def _clients(ws_urls: list[str], n: int, stalled: int, m: int, ready: Any, done: Any, out: Any,
+                   cafile: str | None = None, offset: int = 0) -> None:  # fmt: skip
+    import ssl
+
     from websockets.asyncio.client import connect
+
+    context = ssl.create_default_context(cafile=cafile) if cafile else None
 
     receipts: list[tuple[float, int]] = []  # (receipt time, event index)
     received = [0] * n
@@ -115,21 +121,23 @@ async def _clients(ws_url: str, n: int, stalled: int, m: int, ready: Any, done: 
                     resyncs += 1
                 elif frame.get("type") == "event" and frame["event"]["type"] == "alert.created":
                     match = ZONE_RE.search(frame["event"]["data"].get("title", ""))
-                    if match:
-                        receipts.append((now, int(match.group(1))))
+                    if match and int(match.group(1)) >= offset:
+                        receipts.append((now, int(match.group(1)) - offset))
                         received[index] += 1
             if received[index] >= m:
                 return
 
     connections = []
-    for _ in range(n + stalled):
-        ws = await connect(ws_url, max_queue=4, open_timeout=30, ping_interval=None)
+    for i in range(n + stalled):
+        url = ws_urls[i % len(ws_urls)]
+        ws = await connect(url, max_queue=4, open_timeout=30, ping_interval=None,
+                           ssl=context if url.startswith("wss:") else None)  # fmt: skip
         while json.loads(await ws.recv())["type"] != "snapshot_end":
             pass
         connections.append(ws)
     ready.set()
     tasks = [asyncio.create_task(reader(i, ws)) for i, ws in enumerate(connections[:n])]
-    deadline = time.time() + 60 + m / 5
+    deadline = time.time() + 120 + m / 2  # a starved client process still gets everything it can
     while time.time() < deadline and not all(t.done() for t in tasks):
         await asyncio.sleep(0.05)
     for task in tasks:
@@ -163,7 +171,7 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
     raise ConnectionError(f"{url} did not become ready")
 
 
-def _operator_token(db: str, port: int) -> str:
+def _operator_token(db: str, port: int, tag: int = 0) -> str:
     """An operator account in the bench database, logged in through the API: its access token."""
     import urllib.request
 
@@ -173,18 +181,103 @@ def _operator_token(db: str, port: int) -> str:
 
     password = secrets.token_urlsafe(16)
     with psycopg.connect(db) as conn:
-        repository.create_user(conn, username="bench-operator", display_name="Bench", role="operator",
+        repository.create_user(conn, username=f"bench-operator-{tag}", display_name="Bench", role="operator",
                                unit_id=None, password_hash=passwords.hash_password(password))  # fmt: skip
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/api/auth/login",
-        data=json.dumps({"username": "bench-operator", "password": password}).encode(),
+        data=json.dumps({"username": f"bench-operator-{tag}", "password": password}).encode(),
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - our own local server
         return json.load(response)["access_token"]
 
 
-def run_bench(settings: Any, *, clients: int, rate: float, alerts: int, stalled: int = 1) -> dict[str, Any]:
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (the proxy's TLS): (HAProxy's cert+key file, the cert to trust)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())  # fmt: skip
+    (directory / "proxy.pem").write_bytes(cert_pem + key_pem)
+    (directory / "proxy.pem").chmod(0o600)
+    (directory / "ca.pem").write_bytes(cert_pem)
+    return directory / "proxy.pem", directory / "ca.pem"
+
+
+def _start_proxy(tmp: Path, ports: list[int], stack: Any) -> tuple[int, Path, subprocess.Popen]:
+    """deploy/haproxy/ioc.cfg (TLS, /readyz checks) in front of the replicas; returns (port, CA, process)."""
+    import shutil
+
+    from ioc.embedded.broker import free_port
+
+    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    if not Path(haproxy).exists():
+        raise ConnectionError("--proxy needs HAProxy (apt-get install haproxy)")
+    pem, ca = _self_signed(tmp)
+    state = tmp / "haproxy"
+    state.mkdir(exist_ok=True)
+    config = ROOT_DIR / "deploy" / "haproxy" / "ioc.cfg"
+    text = config.read_text()
+    # deploy's file names api1 and api2; more replicas get more lines, fewer lose one
+    lines = "".join(f'    server api{i + 1} "${{IOC_API_{i + 1}}}" check\n' for i in range(len(ports)))
+    text = text.replace('    server api1 "${IOC_API_1}" check\n    server api2 "${IOC_API_2}" check\n', lines)
+    (state / "ioc.cfg").write_text(text)
+    port = free_port()
+    env = dict(os.environ, IOC_HTTPS_BIND=f"127.0.0.1:{port}", IOC_HTTP_BIND=f"127.0.0.1:{free_port()}",
+               IOC_TLS_PEM=str(pem), IOC_HAPROXY_STATE=str(state),
+               **{f"IOC_API_{i + 1}": f"127.0.0.1:{p}" for i, p in enumerate(ports)})  # fmt: skip
+    proc = subprocess.Popen([haproxy, "-db", "-f", str(state / "ioc.cfg")], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    stack.callback(lambda: (proc.terminate(), proc.wait(10)))
+    import ssl
+    import urllib.request
+
+    context = ssl.create_default_context(cafile=str(ca))
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        with (
+            contextlib.suppress(Exception),
+            urllib.request.urlopen(  # noqa: S310 - our own proxy
+                f"https://127.0.0.1:{port}/readyz", timeout=2, context=context
+            ) as response,
+        ):
+            if response.status == 200:
+                return port, ca, proc
+        time.sleep(0.3)
+    raise ConnectionError("HAProxy did not become ready")
+
+
+def _cpu_s(procs: list[Any]) -> float:
+    total = 0.0
+    for proc in procs:
+        times = proc.cpu_times()
+        total += times.user + times.system
+    return total
+
+
+def run_bench(settings: Any, *, clients: int, rate: float, alerts: int, stalled: int = 1, replicas: int = 1,
+              proxy: bool = False, deflate_baseline: bool = False) -> dict[str, Any]:  # fmt: skip
+    """See the module docstring. ``replicas`` API processes, behind HAProxy when ``proxy``; with
+    ``deflate_baseline`` the system phase runs a second time with per-client websocket compression
+    (the old default) and its hub CPU is reported next to ours."""
     from ingest.bench import _broker, _fresh_database, _server, _Stack
     from ingest.testing import seed_devices
     from ioc.embedded.broker import free_port
@@ -198,18 +291,10 @@ def run_bench(settings: Any, *, clients: int, rate: float, alerts: int, stalled:
         seed_devices(db, UNIT, [(CAMERA, "camera")])
         root = f"bench{secrets.token_hex(2)}/v1"
         topic = f"{root}/{UNIT}/camera/{CAMERA}/event"
-        port = free_port()
         env = dict(os.environ, IOC_DATABASE_URL=db, IOC_MQTT_URL=broker_url, IOC_MQTT_TOPIC_ROOT=root,
                    IOC_MQTT_SHARE_GROUP="", IOC_LOG_LEVEL="WARNING", IOC_VAR_DIR=str(tmp / "var"),
-                   IOC_HTTP_PORT=str(port), IOC_SECRET_KEY=secrets.token_urlsafe(32))  # fmt: skip
-        procs = [
-            subprocess.Popen(
-                [sys.executable, "-m", "ioc.cli.main", "serve", "--port", str(port)], cwd=ROOT_DIR, env=env
-            ),  # fmt: skip
-            subprocess.Popen(
-                [sys.executable, "-m", "ioc.cli.main", "ingest", "--batch-size", "200"], cwd=ROOT_DIR, env=env
-            ),  # fmt: skip
-        ]
+                   IOC_SECRET_KEY=secrets.token_urlsafe(32))  # fmt: skip
+        procs: list[subprocess.Popen] = []
 
         def stop_all() -> None:
             for proc in procs:
@@ -222,10 +307,10 @@ def run_bench(settings: Any, *, clients: int, rate: float, alerts: int, stalled:
                     proc.kill()
 
         stack.callback(stop_all)
-        _wait_http(f"http://127.0.0.1:{port}/readyz", procs[0])
-        server = psutil.Process(procs[0].pid)
+        ingest = subprocess.Popen([sys.executable, "-m", "ioc.cli.main", "ingest", "--batch-size", "200"],
+                                  cwd=ROOT_DIR, env=env)  # fmt: skip
+        procs.append(ingest)
         time.sleep(2)  # the ingest worker subscribes
-        rss_before = server.memory_info().rss
 
         # Baseline: bare MQTT publish -> subscriber latency of the same events at the same rate.
         ready, out, go, sent_q = ctx.Event(), ctx.Queue(), ctx.Event(), ctx.Queue()
@@ -240,32 +325,79 @@ def run_bench(settings: Any, *, clients: int, rate: float, alerts: int, stalled:
         pub.join(10)
         bare.join(10)
 
-        # The system: N websocket clients (+ stalled ones), events through ingest, alerts, hub.
-        ready, done, out = ctx.Event(), ctx.Event(), ctx.Queue()
-        ws_url = f"ws://127.0.0.1:{port}/ws?topics=alert&access_token={_operator_token(db, port)}"
-        client_proc = ctx.Process(target=_clients_main, args=(ws_url, clients, stalled, alerts, ready, done, out))
-        client_proc.start()
-        if not ready.wait(120):
-            raise ConnectionError("websocket clients did not connect")
-        rss_after = server.memory_info().rss
-        go, sent_q = ctx.Event(), ctx.Queue()
-        pub = ctx.Process(target=_publisher_main, args=(broker_url, topic, alerts, rate, go, sent_q))
-        pub.start()
-        go.set()
-        sent = sent_q.get(timeout=120)
-        result = out.get(timeout=180)
-        client_proc.join(10)
-        pub.join(10)
+        def system_phase(offset: int, deflate: bool) -> dict[str, Any]:
+            """Start the API replicas (and proxy), connect the clients, publish, collect; stop the replicas."""
+            ports = [free_port() for _ in range(replicas)]
+            servers = []
+            for port in ports:
+                cmd = [sys.executable, "-m", "ioc.cli.main", "serve", "--port", str(port)]
+                servers.append(subprocess.Popen(cmd + (["--ws-deflate"] if deflate else []), cwd=ROOT_DIR,
+                                                env=dict(env, IOC_HTTP_PORT=str(port))))  # fmt: skip
+            procs.extend(servers)
+            for port, server in zip(ports, servers, strict=True):
+                _wait_http(f"http://127.0.0.1:{port}/readyz", server)
+            watched = [psutil.Process(p.pid) for p in servers]
+            rss_before = sum(p.memory_info().rss for p in watched)
+            cafile = None
+            proxy_proc = None
+            if proxy:
+                with contextlib.ExitStack() as proxy_stack:
+                    proxy_port, ca, proxy_proc = _start_proxy(tmp, ports, proxy_stack)
+                    stack.push(proxy_stack.pop_all())
+                cafile = str(ca)
+                bases = [f"wss://127.0.0.1:{proxy_port}"]
+            else:
+                bases = [f"ws://127.0.0.1:{port}" for port in ports]
+            token = _operator_token(db, ports[0], offset)
+            ws_urls = [f"{base}/ws?topics=alert&access_token={token}" for base in bases]
+            ready, done, out = ctx.Event(), ctx.Event(), ctx.Queue()
+            args = (ws_urls, clients, stalled, alerts, ready, done, out, cafile, offset)
+            client_proc = ctx.Process(target=_clients_main, args=args)
+            client_proc.start()
+            if not ready.wait(180):
+                raise ConnectionError("websocket clients did not connect")
+            rss_after = sum(p.memory_info().rss for p in watched)
+            proxy_watch = [psutil.Process(proxy_proc.pid)] if proxy_proc else []
+            cpu_before, proxy_before = _cpu_s(watched), _cpu_s(proxy_watch)
+            go, sent_q = ctx.Event(), ctx.Queue()
+            pub = ctx.Process(target=_publisher_main, args=(broker_url, topic, alerts, rate, go, sent_q, offset))
+            pub.start()
+            go.set()
+            sent = sent_q.get(timeout=300)
+            result = out.get(timeout=300)
+            cpu_s, proxy_cpu_s = _cpu_s(watched) - cpu_before, _cpu_s(proxy_watch) - proxy_before
+            client_proc.join(10)
+            pub.join(10)
+            if proxy_proc is not None:
+                proxy_proc.terminate()
+                proxy_proc.wait(10)
+            for server in servers:
+                server.send_signal(signal.SIGTERM)
+            for server in servers:
+                server.wait(20)
+            latencies = [(received - sent[index]) * 1000 for received, index in result["receipts"]]
+            deliveries = max(1, result["received"])
+            return {
+                "latencies": latencies, "received": result["received"], "resyncs": result["resyncs"],
+                "rss_per_client_kb": (rss_after - rss_before) / 1024 / max(1, clients + stalled),
+                "hub_cpu_ms_per_1000": cpu_s * 1000 / deliveries * 1000,
+                "proxy_cpu_ms_per_1000": proxy_cpu_s * 1000 / deliveries * 1000 if proxy_proc else None,
+            }  # fmt: skip
 
-    latencies = [(received - sent[index]) * 1000 for received, index in result["receipts"]]
+        ours = system_phase(0, deflate=False)
+        deflated = system_phase(1_000_000, deflate=True) if deflate_baseline else None
+
+    latencies = ours["latencies"]
     bare_ms = [v * 1000 for v in bare_latencies]
     p99 = _percentile(latencies, 0.99)
     bare_p99 = _percentile(bare_ms, 0.99)
     expected = clients * alerts
-    return {
+    result = {
         "bench": "alerts",
         "clients": clients,
         "stalled_clients": stalled,
+        "replicas": replicas,
+        "proxy": "haproxy-tls" if proxy else None,
         "rate_per_s": rate,
         "alerts": alerts,
         "broker": broker_kind,
@@ -274,15 +406,25 @@ def run_bench(settings: Any, *, clients: int, rate: float, alerts: int, stalled:
         "p50_ms": _round(_percentile(latencies, 0.5)),
         "p99_ms": _round(p99),
         "max_ms": _round(max(latencies) if latencies else None),
-        "received": result["received"],
-        "lost": expected - result["received"],
-        "resyncs": result["resyncs"],
-        "hub_rss_per_client_kb": _round((rss_after - rss_before) / 1024 / max(1, clients + stalled)),
+        "received": ours["received"],
+        "lost": expected - ours["received"],
+        "resyncs": ours["resyncs"],
+        "hub_rss_per_client_kb": _round(ours["rss_per_client_kb"]),
+        "hub_cpu_ms_per_1000_deliveries": _round(ours["hub_cpu_ms_per_1000"]),
+        "proxy_cpu_ms_per_1000_deliveries": _round(ours["proxy_cpu_ms_per_1000"]),
         "bare_mqtt_p50_ms": _round(_percentile(bare_ms, 0.5)),
         "bare_mqtt_p99_ms": _round(bare_p99),
         "bare_mqtt_lost": alerts - len(bare_ms),
         "ratio_to_bare_mqtt_p99": _round(p99 / bare_p99 if p99 and bare_p99 else None, 2),
     }
+    if deflated is not None:
+        result.update({
+            "deflate_p99_ms": _round(_percentile(deflated["latencies"], 0.99)),
+            "deflate_lost": expected - deflated["received"],
+            "deflate_hub_cpu_ms_per_1000_deliveries": _round(deflated["hub_cpu_ms_per_1000"]),
+            "ratio_to_deflate_hub_cpu": _round(ours["hub_cpu_ms_per_1000"] / deflated["hub_cpu_ms_per_1000"], 2),
+        })  # fmt: skip
+    return result
 
 
 def _round(value: float | None, digits: int = 2) -> float | None:

@@ -11,6 +11,7 @@ import ioc.cli.district_cmd as district_cmd
 from ioc.cli import bench, config_cmd, db_cmd, detect_cmd, ingest_cmd, kpi_cmd, radio_cmd, sentiment_cmd, users_cmd
 from ioc.cli.broker_cmd import app as broker_app
 from ioc.cli import incidents_cmd
+from ioc.cli.doctor_cmd import register as register_doctor
 from ioc.cli.processes import register as register_processes
 from ioc.cli.warnings_cmd import app as warnings_app
 
@@ -39,6 +40,7 @@ app.add_typer(warnings_app, name="warnings")
 register_processes(app)
 ingest_cmd.register(app)
 detect_cmd.register(app)
+register_doctor(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

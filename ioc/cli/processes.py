@@ -35,6 +35,7 @@ def serve(
     host: str = typer.Option(None, help="Listen address (default IOC_HTTP_HOST)."),
     port: int = typer.Option(None, help="Port (default IOC_HTTP_PORT)."),
     workers: int = typer.Option(1, min=1, help="Worker processes behind one port."),
+    ws_deflate: bool = typer.Option(False, help="Compress websocket frames per client (off: see docs/performance.md)."),
 ) -> None:
     """Run the HTTP API and pages (needs IOC_DATABASE_URL; `ioc up` sets it).
 
@@ -63,6 +64,11 @@ def serve(
         workers=workers,
         log_level=settings.log_level.lower(),
         proxy_headers=True,
+        # X-Forwarded-For is believed only from the configured proxies (a client could forge it otherwise).
+        forwarded_allow_ips=settings.trusted_proxies,
+        # No per-client compression: deflating every frame for every wall costs the hub more CPU than
+        # the bytes it saves on a LAN (docs/performance.md, "Fan-out").
+        ws_per_message_deflate=ws_deflate,
     )
 
 

@@ -12,6 +12,9 @@ from ioc.hub.hub import Hub
 
 log = logging.getLogger("ioc.hub.listener")
 
+#: Longest wait between reconnection attempts: short, so the walls follow a failover within seconds.
+MAX_RETRY_S = 5.0
+
 
 async def listen_forever(database_url: str, hub: Hub, *, ready: asyncio.Event | None = None) -> None:
     """Relay every notification on :data:`CHANNEL` to ``hub`` until cancelled.
@@ -44,4 +47,4 @@ async def listen_forever(database_url: str, hub: Hub, *, ready: asyncio.Event | 
         except Exception as exc:  # noqa: BLE001 - reconnect whatever went wrong
             log.warning("live-event listener lost the database (%s); retrying in %.0f s", exc, delay)
             await asyncio.sleep(delay)
-            delay = min(30.0, delay * 2)
+            delay = min(MAX_RETRY_S, delay * 2)

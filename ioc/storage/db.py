@@ -3,6 +3,11 @@
 One place turns the configured URL into psycopg connections and pools, so every process (API,
 ingest, detectors, CLI) connects the same way: UTC session time zone (times are converted to
 Asia/Ho_Chi_Minh only for display), an application name that shows in ``pg_stat_activity``.
+
+Failover: the URL may name several hosts, ``postgresql://ioc@db1,db2/ioc?target_session_attrs=read-write``
+(libpq tries them in order and keeps the one that accepts writes). After the primary dies, pooled
+connections to it are broken: the pool checks each connection before lending it and replaces a dead
+one, so the API recovers on the promoted standby by itself, without a restart (tests/deploy).
 """
 
 from __future__ import annotations
@@ -36,6 +41,10 @@ def make_pool(url: str, *, min_size: int = 1, max_size: int = 8, application_nam
         max_size=max_size,
         kwargs={"application_name": application_name},
         configure=_configure,
+        # A connection to a primary that has gone away is found out here, not in a request.
+        check=ConnectionPool.check_connection,
+        # Keep trying while the standby is being promoted (never give up: the pool is the API's only path).
+        reconnect_timeout=float("inf"),
         open=False,
     )
 

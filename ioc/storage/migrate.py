@@ -21,9 +21,23 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
 def yoyo_url(database_url: str) -> str:
-    """yoyo names its psycopg 3 driver in the URL scheme."""
+    """yoyo names its psycopg 3 driver in the URL scheme.
+
+    yoyo cannot parse a multi-host URL (``db1:5432,db2:5432``, for failover): the hosts and ports
+    move into the query (``?host=db1,db2&port=5432,5432``), which yoyo hands to libpq as they are.
+    """
     parts = urlsplit(database_url)
-    return urlunsplit(("postgresql+psycopg", *parts[1:]))
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    if "," not in hosts:
+        return urlunsplit(("postgresql+psycopg", *parts[1:]))
+    names, ports = [], []
+    for item in hosts.split(","):
+        host, _, port = item.rpartition(":") if not item.endswith("]") and ":" in item else (item, "", "")
+        names.append(host)
+        ports.append(port or "5432")
+    query = "&".join(q for q in (parts.query, f"host={','.join(names)}&port={','.join(ports)}") if q)
+    netloc = f"{userinfo}@" if userinfo else ""
+    return urlunsplit(("postgresql+psycopg", netloc, parts.path, query, parts.fragment))
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 
-from ioc.auth.ratelimit import BucketPolicy, TokenBuckets
+from ioc.auth.ratelimit import BucketPolicy, buckets_for
 from ioc.http.routes.reports import categories_of, unit_locator_of
 from ioc.http.state import AppState
 from ioc.reports import public
@@ -81,7 +81,7 @@ def _check(request: Request, fmt: str, limit: BucketPolicy, key: str | None = No
     if fmt not in ("json", "xml"):
         raise Open311Error(404, f"format {fmt!r} is not supported: use .json or .xml")
     name = f"open311_{'post' if limit is POST_LIMIT else 'read'}"
-    buckets = request.app.state.__dict__.setdefault(name, TokenBuckets(limit, time.monotonic))
+    buckets = buckets_for(request.app, name, limit)
     if buckets.take(key or (request.client.host if request.client else "unknown")) > 0:
         raise Open311Error(429, "too many requests; slow down")
     jurisdiction = jurisdiction or request.query_params.get("jurisdiction_id") or ""

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from pydantic import BaseModel, Field
 
-from ioc.auth.ratelimit import BucketPolicy, TokenBuckets
+from ioc.auth.ratelimit import BucketPolicy, buckets_for
 from ioc.http.errors import Problem, problem_responses
 from ioc.http.state import AppState
 from ioc.reports import codes
@@ -47,7 +47,7 @@ def _submit_policy(request: Request) -> BucketPolicy:
 
 
 def _limit(request: Request, name: str, policy: BucketPolicy) -> None:
-    buckets = request.app.state.__dict__.setdefault(f"public_{name}", TokenBuckets(policy, time.monotonic))
+    buckets = buckets_for(request.app, f"public_{name}", policy)
     wait = buckets.take(request.client.host if request.client else "unknown")
     if wait > 0:
         retry = max(1, math.ceil(wait))
