@@ -101,6 +101,11 @@ class Settings(BaseSettings):
         description="Education, health and online-information thresholds (docs/kpi.md); empty: the ingest workers "
         "store sector figures but raise no sector alerts.",
     )
+    on_call: Path | None = Field(
+        default=PROJECT_ROOT / "config" / "on-call.yaml",
+        description="Who is on call per commune and role, by weekly shift (docs/incidents.md); empty: nobody "
+        "is paged (overrides over the API still page).",
+    )
     incident_rules: Path | None = Field(
         default=PROJECT_ROOT / "config" / "incident-rules.yaml",
         description="Incident correlation rules and checklists (docs/incidents.md); empty: one incident per cause.",
@@ -164,7 +169,7 @@ class Settings(BaseSettings):
         "API replica behind a proxy; what deploy/ sets).",
     )
 
-    @field_validator("alert_rules", "sector_thresholds", "incident_rules", "warnings_config", mode="before")
+    @field_validator("alert_rules", "sector_thresholds", "incident_rules", "warnings_config", "on_call", mode="before")
     @classmethod
     def _empty_means_none(cls, value: object) -> object:
         return None if value == "" else value

@@ -147,6 +147,7 @@ def _seed_b(w: World) -> None:
     ids["incident_id"] = w.sql("SELECT incident_id FROM incident_signals WHERE signal = 'alert' AND ref = %s",
                                (ids["alert_id"],))[0][0]  # fmt: skip
     ids["device_id"] = "sensor-tra-son-bridge-water"
+    ids["page_id"] = 2**31 - 1  # on-call pages are the caller's own: any id (others' answer 404)
     photo = w.client.post(f"/api/alerts/{ids['alert_id']}/photos", headers=op,
                           files={"photo": ("hien-truong.jpg", jpeg(2), "image/jpeg")})  # fmt: skip
     assert photo.status_code == 201, photo.text
@@ -360,6 +361,7 @@ PROBES: dict[str, Probe] = {
     "GET /api/warnings/{warning_id}/ledger": Probe(),
     "POST /api/warnings/{warning_id}/acknowledge": Probe(),
     "GET /api/incidents": Probe(list=True),
+    "GET /api/on-call": Probe(list=True, params={"role": "commune_officer", "unit": B}),
     "GET /api/incidents/{incident_id}": Probe(),
     "POST /api/incidents/{incident_id}/actions": Probe(body={"action": "comment", "note": "thử"}),
     "GET /api/devices/{device_id}/readings": Probe(params={"metric": "water_level_cm"}),

@@ -144,7 +144,8 @@ def test_intrusions_in_two_communes_are_two_incidents_and_a_cause_reopening_join
     operator = {"Authorization": f"Bearer {token(client, url, 'operator')}"}
     detail = client.get(f"/api/incidents/{incident_id}", headers=operator).json()
     assert detail["status"] == "open" and detail["signal_count"] == 2
-    actions = [e["action"] for e in detail["timeline"] if e["source"] == "incident"]
+    actions = [e["action"] for e in detail["timeline"]
+               if e["source"] == "incident" and not e["action"].startswith("on_call")]  # pages: tests/test_on_call.py
     assert actions == ["opened", "signal", "status:resolved", "reopened", "signal"]
 
 

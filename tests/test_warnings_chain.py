@@ -7,26 +7,22 @@ the ledger exports as CSV. Real broker, real database, real radio service and si
 
 from __future__ import annotations
 
-import base64
 import csv
 import hashlib
 import hmac
 import io
 import json
 import secrets
-import socket
 import threading
 from collections.abc import Callable, Iterator
-from email import message_from_bytes
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-import http_ece
-import jwt
 import psycopg
 import pytest
 from aiosmtpd.controller import Controller
+from channel_support import Mailbox, PushReceiver, b64, free_port, serve, unb64
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
@@ -53,46 +49,6 @@ POLICY = RadioPolicy(ack_timeout_s=3.0, max_attempts=3, playback_grace_s=10.0)
 SECRET = "webhook-secret-" + "z" * 20
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-class PushReceiver(BaseHTTPRequestHandler):
-    """A push service and the phone behind it: checks the VAPID JWT (RFC 8292) against the key in the
-    request, then decrypts the aes128gcm body (RFC 8291) with the subscription's private key."""
-
-    key: ec.EllipticCurvePrivateKey
-    auth: bytes
-    received: list[dict[str, Any]]
-    origin: str
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        scheme, _, params = self.headers["Authorization"].partition(" ")
-        fields = dict(p.strip().split("=", 1) for p in params.split(","))
-        public = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), _unb64(fields["k"]))
-        claims = jwt.decode(fields["t"], public, algorithms=["ES256"], audience=self.origin)
-        assert scheme == "vapid" and claims["sub"].startswith("mailto:")
-        assert self.headers["Content-Encoding"] == "aes128gcm" and int(self.headers["TTL"]) > 0
-        plain = http_ece.decrypt(body, private_key=self.key, auth_secret=self.auth, version="aes128gcm")
-        self.received.append({"payload": json.loads(plain), "vapid_key": fields["k"]})
-        self.send_response(201)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 class WebhookReceiver(BaseHTTPRequestHandler):
     """A partner's endpoint that answers 503 twice, then 200; checks the HMAC signature every time."""
 
@@ -112,21 +68,6 @@ class WebhookReceiver(BaseHTTPRequestHandler):
         pass
 
 
-class Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
-        self.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content)))
-        return "250 OK"
-
-
-def _serve(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
-
-
 class Chain:
     pass
 
@@ -144,12 +85,12 @@ def chain(database_factory: Callable[..., str], mqtt_url: str, tmp_path_factory:
     # Local receivers: push service + phone, SMTP server, partner webhook.
     c.phone_key = ec.generate_private_key(ec.SECP256R1())
     PushReceiver.key, PushReceiver.auth, PushReceiver.received = c.phone_key, secrets.token_bytes(16), []
-    c.push_server, push_base = _serve(PushReceiver)
+    c.push_server, push_base = serve(PushReceiver)
     PushReceiver.origin = push_base
     WebhookReceiver.calls = []
-    c.hook_server, hook_base = _serve(WebhookReceiver)
+    c.hook_server, hook_base = serve(WebhookReceiver)
     c.mailbox = Mailbox()
-    smtp_port = _free_port()
+    smtp_port = free_port()
     c.smtp = Controller(c.mailbox, hostname="127.0.0.1", port=smtp_port)
     c.smtp.start()
     config = WarningsConfig.model_validate({
@@ -226,12 +167,12 @@ def test_issued_flood_warning_reaches_every_channel_update_and_cancel_follow_and
     kot = {"Authorization": f"Bearer {token(client, c.url, 'commune_officer', 'tra-kot')}"}
     # The officer of Trà Kót subscribes her phone (the local push receiver) with its RFC 8291 keys.
     server_key = client.get("/api/warnings/push/key", headers=kot).json()["application_server_key"]
-    assert len(_unb64(server_key)) == 65
+    assert len(unb64(server_key)) == 65
     phone_public = c.phone_key.public_key().public_bytes(serialization.Encoding.X962,
                                                          serialization.PublicFormat.UncompressedPoint)  # fmt: skip
     subscribed = client.post("/api/warnings/push/subscriptions", headers=kot, json={
         "endpoint": f"{c.push_base}/push/{secrets.token_hex(8)}",
-        "keys": {"p256dh": _b64(phone_public), "auth": _b64(PushReceiver.auth)}})  # fmt: skip
+        "keys": {"p256dh": b64(phone_public), "auth": b64(PushReceiver.auth)}})  # fmt: skip
     assert subscribed.status_code == 201, subscribed.text
     with psycopg.connect(c.url) as conn:
         short = radio_content.store_audio(conn, c.var / "media", wav(1.0), title="Cảnh báo lũ", created_by="t",

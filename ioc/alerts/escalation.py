@@ -94,6 +94,9 @@ def escalate_due(
                 Jsonb({"level": new_level, "target": target, "policy": policy.name}),
             ),
         )
+        from ioc.oncall.pages import page
+
+        page(conn, alert_id, unit_id=unit_id, role=target, now=now, why=f"escalation {new_level}")  # the roster
         change = AlertChange(alert_id, seq[0], Status.NEW, unit_id, "escalated", seq[1], new_level)
         changes.append(change)
         announce(conn, "escalated", alert_id=alert_id, seq=change.seq, unit_id=unit_id, at=now,

@@ -120,6 +120,10 @@ def act(
             Jsonb({"assigned_unit_id": assign_to_unit} if assign_to_unit else {}),
         ),
     )
+    if status is Status.NEW and new_status in (Status.ACKNOWLEDGED, Status.IN_PROGRESS):
+        from ioc.oncall.pages import acknowledged
+
+        acknowledged(conn, alert_id, by=actor, now=now)  # the person paged took it: pages closed, timeline
     if new_status is not status:
         from ioc.incidents.store import alert_changed
 

@@ -168,6 +168,9 @@ def raise_alerts(
             from ioc.incidents.store import attach_alert
 
             attach_alert(conn, alert_id, title=stored_title, now=now)
+            from ioc.oncall.pages import page_if_severe
+
+            page_if_severe(conn, alert_id, unit_id=unit_id, severity=severity, now=now)
         change = AlertChange(alert_id, seq, Status(status), unit_id, action, count, level)
         changes.append(change)
         announce(conn, action, alert_id=alert_id, seq=seq, unit_id=unit_id, at=now, kind=draft.kind,

@@ -142,6 +142,11 @@ RULES: dict[str, Rule] = {
     "POST /api/warnings/push/subscriptions": roles(*STAFF),
     "GET /api/warnings/feed.atom": public("issued Actual/Public warnings only"),
     "GET /api/warnings/messages/{message_id}/cap": public("issued Actual/Public messages only"),
+    # -- on call ------------------------------------------------------------------------------------
+    "GET /api/on-call": roles(*STAFF, unit="list", note="a commune officer only for their own units (404)"),
+    "POST /api/on-call/overrides": roles("admin", "operator"),
+    "GET /api/on-call/pages/mine": roles(*STAFF, note="the caller's own pages"),
+    "POST /api/on-call/pages/{page_id}/acknowledge": roles(*STAFF, note="only the page's own recipient (404)"),
     # -- incidents and readings -----------------------------------------------------------------------
     "GET /api/incidents": roles(*STAFF, unit="list"),
     "GET /api/incidents/{incident_id}": roles(*STAFF, unit="path incident_id"),

@@ -23,6 +23,7 @@ from ioc.http.apidocs import install_api_docs
 from ioc.http.errors import document_problems_in_openapi, install_error_handlers
 from ioc.http.routes import alerts, auth, health, kpi, live, open311, places, reports, staff_reports, users
 from ioc.http.routes import incidents as incident_routes
+from ioc.http.routes import oncall as oncall_routes
 from ioc.http.routes import readings as reading_routes
 from ioc.http.routes import radio as radio_routes
 from ioc.http.routes import sectors as sector_routes
@@ -83,6 +84,27 @@ async def _escalate_forever(state: AppState) -> None:
         await asyncio.sleep(ESCALATION_INTERVAL_S)
 
 
+PAGING_INTERVAL_S = 2.0
+
+
+async def _page_forever(state: AppState) -> None:
+    """Send the on-call pages queued by escalation and by severe alerts (SKIP LOCKED: every replica
+    may run this; a page goes once)."""
+    from ioc.clock import SystemClock
+    from ioc.oncall.pages import SendContext, send_due
+
+    settings = state.settings
+    ctx = SendContext(Path(settings.var_dir), settings.smtp_url, settings.smtp_from, settings.vapid_subject)
+    while True:
+        try:
+            sent = await asyncio.to_thread(send_due, state.pool.connection, ctx, SystemClock().now())
+            if sent:
+                log.info("sent %d on-call page(s)", sent)
+        except Exception:  # noqa: BLE001 - retried at the next interval
+            log.exception("on-call paging failed")
+        await asyncio.sleep(PAGING_INTERVAL_S)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     if not settings.database_url:
@@ -110,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tasks = [
             asyncio.create_task(_maintain_forever(state)),
             asyncio.create_task(_escalate_forever(state)),
+            asyncio.create_task(_page_forever(state)),
             asyncio.create_task(listen_forever(settings.database_url, app.state.hub, ready=hub_ready)),
         ]
         try:
@@ -151,6 +174,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(radio_routes.router)
     app.include_router(incident_routes.router)
     app.include_router(reading_routes.router)
+    app.include_router(oncall_routes.router)
     app.include_router(warning_routes.router)
     app.include_router(open311.router)
     app.include_router(open311.discovery_router)

@@ -101,7 +101,8 @@ function timelineText(entry, incident) {
   if (entry.source === "broadcast") return t("ev.broadcast", { ref: entry.ref, title: entry.note || "" });
   const id = data.into ?? data.from ?? "";
   const step = incident.checklist.find((s) => s.id === data.step)?.text || data.step || "";
-  return t(`ev.${entry.action}`, { title: data.title || "", id, step });
+  const role = data.role ? t(`role.${data.role}`) : "";
+  return t(`ev.${entry.action}`, { title: data.title || "", id, step, who: data.username || "", role });
 }
 
 function checklist(incident) {
