@@ -62,6 +62,20 @@ def rule_specs(camera: Any) -> list[dict[str, Any]]:
     return specs
 
 
+def camera_pipeline(camera: Any, tz: Any, **options: Any) -> Any:
+    """The detector pipeline of one configured camera: its rules, its frame size (zones are rescaled when the
+    stream's differs) and its tamper check at the configured sensitivity (none when no tamper rule is on)."""
+    from detectors.pipeline import CameraPipeline
+    from detectors.tamper import TamperDetector
+
+    tamper = next((r for r in camera.rules if r.kind == "tamper" and r.enabled), None)
+    pipe = CameraPipeline.from_specs(camera.id, rule_specs(camera), tz=tz,
+                                     frame_size=(camera.frame.width, camera.frame.height), **options)  # fmt: skip
+    pipe.tamper = None if tamper is None else TamperDetector.from_sensitivity(tamper.sensitivity,
+                                                                              tamper.min_duration_s)
+    return pipe
+
+
 def event_payload(message_id: str, ev: Any, zone_of: dict[str, str], snapshot_ref: str | None) -> dict[str, Any]:
     """The contract's ``CameraEventV1`` body (docs/mqtt.md) for one detector event.
 
@@ -212,6 +226,8 @@ def register(app: typer.Typer) -> None:
         max_fps: float = typer.Option(0.0, min=0, help="Cap every camera at this frame rate (0: the configured fps)."),
         input_size: int = typer.Option(416, help="Network input size (multiple of 32)."),
         batch_wait: float = typer.Option(0.05, help="Seconds between batches across cameras."),
+        regions: bool = typer.Option(False, help="Region mode: square crops around motion and tracks at native "
+                                                 "resolution, a whole frame every few seconds (docs/detectors)."),
     ) -> None:
         """Run the detector worker: camera streams -> motion gate -> batched YOLO -> tracks -> rules -> MQTT.
 
@@ -222,7 +238,7 @@ def register(app: typer.Typer) -> None:
         from detectors.evidence import make_evidence
         from detectors.model_store import ModelUnavailable
         from detectors.onnx_yolo import OnnxYoloDetector
-        from detectors.pipeline import CameraPipeline, run_batch
+        from detectors.pipeline import run_batch
         from feeds.cameras.source import CameraSource
         from ioc import logs
         from ioc.contract.topics import Channel, build_topic
@@ -262,18 +278,21 @@ def register(app: typer.Typer) -> None:
 
         def report_status(camera_id: str, online: bool) -> None:
             """The stream's state is the camera's presence: retained status on its topic (docs/mqtt.md)."""
+            if online and camera_id in pipes:
+                pipes[camera_id].restart()  # a stream that came back: its first frame goes to the model whole
             if client is None:
                 return
             topic = build_topic(units[camera_id], "camera", camera_id, Channel.STATUS, settings.mqtt_topic_root)
             client.publish(topic, json.dumps(health.status(camera_id, online)), qos=1, retain=True)
 
+        pipes: dict[str, Any] = {}
         sources = {
             c.id: CameraSource(
                 c.id, c.stream_url.removeprefix("file:"), max_fps=min(c.fps, max_fps or c.fps), on_status=report_status
             ).start()  # fmt: skip
             for c in cams
         }
-        pipes = {c.id: CameraPipeline.from_specs(c.id, rule_specs(c), tz=tz) for c in cams}
+        pipes = {c.id: camera_pipeline(c, tz, regions=regions, input_size=input_size) for c in cams}
         live = LiveFrames(media_root / "live")
         zones = {c.id: {r.id: r.zone for r in c.rules if getattr(r, "zone", None)} for c in cams}
         boot = f"d{int(time.time()):x}"
