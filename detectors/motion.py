@@ -46,11 +46,11 @@ class MotionGate:
         self._background = None
 
     def _regions(self, changed: np.ndarray, scale: float) -> list[tuple[float, float, float, float]]:
-        """Bounding boxes of the changed blobs, in full-resolution pixels; specks under a tenth of
-        ``min_area`` are noise."""
+        """Bounding boxes of the changed blobs, in full-resolution pixels (a far-away walker is a blob of
+        a few pixels at the gate's resolution, so only single pixels are dropped as noise)."""
         grown = cv2.dilate(changed.astype(np.uint8), np.ones((5, 5), np.uint8))
         count, _, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
-        floor = max(2.0, 0.1 * self.min_area * changed.size)
+        floor = 2.0
         return [(x * scale, y * scale, (x + w) * scale, (y + h) * scale)
                 for x, y, w, h, area in stats[1:count].tolist() if area >= floor]  # fmt: skip
 

@@ -71,6 +71,8 @@ class CameraPipeline:
     frames: int = 0  # frames offered
     inferences: int = 0  # frames that went to the detector (whole or in crops)
     model_inputs: int = 0  # images the detector got (a frame in 3 crops counts 3)
+    force: bool = False  # the next frame goes to the model whatever the gate says (evaluation, bench)
+    detections: list[Detection] = field(default_factory=list)  # the last model run's, in frame pixels
     _size: tuple[int, int] | None = None
     _last_check: float = float("-inf")
     _last_full: float = float("-inf")
@@ -111,7 +113,8 @@ class CameraPipeline:
         live = self.tracker.alive()
         due_full = first or now - self._last_full >= self.full_every_s
         due_check = bool(live) and now - self._last_check >= self.check_s
-        if not (moved or due_full or due_check):
+        forced, self.force = self.force, False
+        if not (moved or due_full or due_check or forced):
             return None
         if due_full or not self.regions:
             return [full_view(frame)]
@@ -141,6 +144,7 @@ class CameraPipeline:
         """Track and apply the rules after a model run; ``looked`` are the views the model saw (None: all)."""
         height, width = frame.shape[:2]
         whole = looked is None or any(v == View(0, 0, width, height) for v in looked)
+        self.detections = detections
         self.tracks = self.tracker.update(detections, now, None if whole else [v.box for v in looked or []])
         by_id = {t.track_id: t for t in self.tracks}
         out = []

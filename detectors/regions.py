@@ -60,7 +60,8 @@ def _inside(box: Box, view: View, slack: float = 0.0) -> bool:
 def plan_views(boxes: Sequence[Box], width: int, height: int, side: int, margin: float = 0.25,
                max_views: int = 4) -> list[View] | None:
     """Square crops covering every box (grown by ``margin`` of its size); None when a full frame is the
-    better deal (more crops than ``max_views``, or crops covering most of the frame anyway)."""
+    better deal (more crops than ``max_views``, or an object as big as the frame). Crops may cover most of
+    the frame between them: each still sees its part at native resolution."""
     views: list[View] = []
     for box in sorted(boxes, key=lambda b: (b[3] - b[1]) * (b[2] - b[0]), reverse=True):
         bw, bh = box[2] - box[0], box[3] - box[1]
@@ -73,8 +74,6 @@ def plan_views(boxes: Sequence[Box], width: int, height: int, side: int, margin:
         views.append(_square(grown, need, width, height))
         if len(views) > max_views:
             return None
-    if sum((v.x1 - v.x0) * (v.y1 - v.y0) for v in views) >= 0.9 * width * height:
-        return None
     return views
 
 
