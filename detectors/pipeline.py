@@ -19,6 +19,7 @@ this cadence.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ from detectors.rules import Event, Rule, build_rule
 from detectors.tamper import TamperDetector
 from detectors.tracking import IouTracker, Track
 
+log = logging.getLogger(__name__)
 
 @dataclass
 class CameraEvent:
@@ -95,6 +97,8 @@ class CameraPipeline:
         self._last_full = self._last_check = float("-inf")
         if self.specs and self.frame_size and self.frame_size != (width, height):
             sx, sy = width / self.frame_size[0], height / self.frame_size[1]
+            log.info("camera %s: stream is %dx%d, zones drawn on %dx%d are rescaled", self.camera_id, width, height,
+                     *self.frame_size)  # fmt: skip
             self.rules = [build_rule(scale_spec(s, sx, sy), self.tz) for s in self.specs]
         elif self.specs:
             self.rules = [build_rule(s, self.tz) for s in self.specs]
