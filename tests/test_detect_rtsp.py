@@ -96,7 +96,8 @@ def debug(db: str) -> str:
 
 def worker_log(path: Path) -> str:
     """The worker's log without FFmpeg's reconnection noise."""
-    return "\n".join(line for line in path.read_text().splitlines() if "tcp @" not in line and "[ WARN:" not in line)[-3000:]
+    lines = [line for line in path.read_text().splitlines() if "tcp @" not in line and "[ WARN:" not in line]
+    return "\n".join(lines)[-3000:]
 
 
 @contextmanager

@@ -50,14 +50,29 @@ def test_stream_status_and_health_telemetry_follow_the_contract() -> None:
     from ioc.cli.detect_cmd import StreamHealth
     from ioc.contract.schemas import StatusV1, TelemetryV1
 
-    health = StreamHealth(every_s=0.0)
+    health = StreamHealth(every_s=0.0, expected_fps={"cam-1": 5.0, "cam-2": 5.0}, down_alarm_s=300)
     lost = StatusV1.model_validate_json(json.dumps(health.status("cam-1", False)))
     back = StatusV1.model_validate_json(json.dumps(health.status("cam-1", True)))
     assert (lost.state, lost.reason, back.state) == ("offline", "stream_lost", "online")
-    health.seen("cam-1", np.zeros((576, 768, 3), np.uint8))
-    [(camera_id, body)] = health.due(time.monotonic() + 1)
+    start = time.monotonic()
+    health.set_online("cam-1", True, start)
+    health.set_online("cam-2", True, start)
+    for _ in range(5):
+        health.seen("cam-1", np.zeros((576, 768, 3), np.uint8))
+    health.seen("cam-2", np.zeros((48, 64, 3), np.uint8))
+    health.set_online("cam-2", False, start + 0.5)  # lost half way through the period
+    [(camera_id, body)] = health.due(start + 1)  # no telemetry for a lost stream: it would count as alive
     telemetry = TelemetryV1.model_validate_json(json.dumps(body))
     assert camera_id == "cam-1" and telemetry.metrics["width_px"] == 768.0
+    assert telemetry.metrics["expected_fps"] == 5.0 and 90 <= telemetry.metrics["fps_pct"] <= 110
+    assert telemetry.metrics["uptime_pct"] >= 99
+    assert health.down_alarms(start + 200) == []
+    [(down_id, alarm)] = health.down_alarms(start + 0.5 + 300)  # "camera down 5 minutes", once per outage
+    assert down_id == "cam-2" and alarm["rule"] == "stream_down" and alarm["data"]["minutes"] == 5
+    assert health.down_alarms(start + 1000) == []
+    from ioc.contract.schemas import CameraEventV1
+
+    CameraEventV1.model_validate_json(json.dumps(alarm))
 
 
 def test_live_frames_are_written_atomically_and_at_most_once_a_second(tmp_path: Path) -> None:

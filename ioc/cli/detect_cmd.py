@@ -245,9 +245,10 @@ class StreamHealth:
                     continue
                 fps = self._frames.get(camera_id, 0) / elapsed
                 width, height = self._size[camera_id]
+                uptime = min(1.0, self._up_s.get(camera_id, 0.0) / elapsed)
                 metrics = {"fps": round(fps, 2), "width_px": float(width), "height_px": float(height),
                            "last_frame_age_s": round(now - self._last[camera_id], 2),
-                           "uptime_pct": round(100.0 * min(1.0, self._up_s.get(camera_id, 0.0) / elapsed), 1)}  # fmt: skip
+                           "uptime_pct": round(100.0 * uptime, 1)}  # fmt: skip
                 expected = self.expected_fps.get(camera_id)
                 if expected:
                     metrics |= {"expected_fps": float(expected), "fps_pct": round(100.0 * fps / expected, 1)}
@@ -275,8 +276,37 @@ class StreamHealth:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("detect")
+    group = typer.Typer(help="The detector worker (no sub-command), and the evaluation of its detections.")
+    app.add_typer(group, name="detect")
+
+    @group.command("eval")
+    def evaluate_cmd(
+        labels: Annotated[Path | None, typer.Option(help="Labelled boxes (default: the shipped set).")] = None,
+        input_size: int = typer.Option(416, help="Network input size (multiple of 32)."),
+        as_json: bool = typer.Option(False, "--json", help="Print only the JSON lines."),
+    ) -> None:
+        """Per-box precision, recall and count error on the labelled frames, full-frame and region modes.
+
+        Each labelled clip plays through the real pipeline (gate, tracker, crops); boxes match at IoU >= 0.5.
+        Example: ioc detect eval --json
+        """
+        from detectors.evaluate import LABELS, evaluate
+        from detectors.model_store import ModelUnavailable
+        from detectors.onnx_yolo import OnnxYoloDetector
+        from ioc.cli import exit_codes
+
+        try:
+            detector = OnnxYoloDetector(input_size=input_size)
+            for regions in (False, True):
+                result = evaluate(detector, regions, labels or LABELS)
+                typer.echo(json.dumps(result) if as_json else "  ".join(f"{k}={v}" for k, v in result.items()))
+        except ModelUnavailable as exc:
+            typer.echo(f"detect eval: {exc}", err=True)
+            raise typer.Exit(exit_codes.UNAVAILABLE) from exc
+
+    @group.callback(invoke_without_command=True)
     def detect(
+        ctx: typer.Context,
         camera: Annotated[list[str] | None, typer.Option(help="Only these camera ids (default: all enabled).")] = None,
         local_only: bool = typer.Option(False, help="Only cameras whose stream is a local file (the simulator's)."),
         max_fps: float = typer.Option(0.0, min=0, help="Cap every camera at this frame rate (0: the configured fps)."),
@@ -292,6 +322,8 @@ def register(app: typer.Typer) -> None:
 
         Example: IOC_MQTT_URL=mqtt://127.0.0.1:1883 ioc detect --camera cam-tra-my-school-01 --max-fps 2
         """
+        if ctx.invoked_subcommand is not None:
+            return
         from zoneinfo import ZoneInfo
 
         from detectors.evidence import make_evidence
