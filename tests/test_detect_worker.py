@@ -30,13 +30,21 @@ def test_detector_event_is_a_valid_contract_payload_with_stored_evidence(tmp_pat
     camera_event = CameraEvent("cam-tra-my-school-01", event, frame, [track], 0.0)
     ref = store_evidence(tmp_path, camera_event.camera_id, make_evidence(frame, [track], event))
     assert (tmp_path / ref).read_bytes()[:2] == b"\xff\xd8"
-    body = event_payload("d1-1", camera_event, {"yard-after-hours": "san-truong"}, ref)
+    body = event_payload("d1-1", camera_event, {"yard-after-hours": "san-truong"}, ref, {"san-truong": "Sân trường"})
     payload = CameraEventV1.model_validate_json(json.dumps(body))
     assert (payload.rule, payload.zone, payload.object_class, payload.track_id) == (
         "intrusion", "san-truong", "person", 7,
     )  # fmt: skip
     assert payload.bbox == (0.1302, 0.2083, 0.2344, 0.5729)
     assert payload.snapshot_ref == ref and len(json.dumps(body)) < 1024
+    # the alert's title names the zone by its label, not its slug (issue #18)
+    from ioc.alerts.rules import Observation, evaluate, load_rulebook
+
+    fields = {**payload.model_dump(mode="json", exclude={"v", "ts", "data"}), **payload.data}
+    obs = Observation(source="camera_event", at=payload.ts, unit_id="tra-my", device_id="cam-1",
+                      device_kind="camera", device_name="Trường THPT Bắc Trà My", fields=fields)  # fmt: skip
+    [draft], _ = evaluate(load_rulebook(ROOT / "config" / "alert-rules.yaml"), [obs])
+    assert draft.title == "Xâm nhập khu vực Sân trường – camera Trường THPT Bắc Trà My"
 
 
 def test_every_sample_camera_rule_translates() -> None:

@@ -76,11 +76,13 @@ def camera_pipeline(camera: Any, tz: Any, **options: Any) -> Any:
     return pipe
 
 
-def event_payload(message_id: str, ev: Any, zone_of: dict[str, str], snapshot_ref: str | None) -> dict[str, Any]:
+def event_payload(message_id: str, ev: Any, zone_of: dict[str, str], snapshot_ref: str | None,
+                  zone_labels: dict[str, str] | None = None) -> dict[str, Any]:
     """The contract's ``CameraEventV1`` body (docs/mqtt.md) for one detector event.
 
-    The box goes out as fractions of the frame, the zone by its configured name, the evidence by
-    reference (the JPEG is written under ``IOC_VAR_DIR/media``): the payload stays small.
+    The box goes out as fractions of the frame, the zone by its configured name (its label, for alert
+    titles, in ``data``), the evidence by reference (the JPEG is written under ``IOC_VAR_DIR/media``):
+    the payload stays small.
     """
     from ioc.contract.schemas import OBJECT_CLASSES
 
@@ -103,7 +105,10 @@ def event_payload(message_id: str, ev: Any, zone_of: dict[str, str], snapshot_re
         "zone": zone_of.get(e.rule),
         "bbox": bbox,
         "snapshot_ref": snapshot_ref,
-        "data": {"rule_id": e.rule, "tracks": len(e.track_ids), **details},
+        # the zone's label ("Sân trường") for alert titles; `zone` stays the configured name (a key)
+        "data": {"rule_id": e.rule, "tracks": len(e.track_ids), **details,
+                 **({"zone_label": zone_labels[zone_of[e.rule]]}
+                    if zone_labels and zone_of.get(e.rule) in zone_labels else {})},  # fmt: skip
     }
 
 
@@ -387,6 +392,7 @@ def register(app: typer.Typer) -> None:
         pipes = {c.id: camera_pipeline(c, tz, regions=regions, input_size=input_size) for c in cams}
         live = LiveFrames(media_root / "live")
         zones = {c.id: {r.id: r.zone for r in c.rules if getattr(r, "zone", None)} for c in cams}
+        labels = {c.id: {z.name: z.label for z in c.zones} for c in cams}
         boot = f"d{int(time.time()):x}"
         sent = 0
         log.info("detecting on %d cameras with %s", len(cams), detector.provider)
@@ -412,7 +418,7 @@ def register(app: typer.Typer) -> None:
                 for ev in run_batch(detector, items) if items else []:
                     sent += 1
                     ref = store_evidence(media_root, ev.camera_id, make_evidence(ev.frame, ev.tracks, ev.event))
-                    body = event_payload(f"{boot}-{sent}", ev, zones[ev.camera_id], ref)
+                    body = event_payload(f"{boot}-{sent}", ev, zones[ev.camera_id], ref, labels[ev.camera_id])
                     topic = build_topic(units[ev.camera_id], "camera", ev.camera_id, Channel.EVENT,
                                         settings.mqtt_topic_root)  # fmt: skip
                     if client is not None:
