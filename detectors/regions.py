@@ -60,8 +60,9 @@ def _inside(box: Box, view: View, slack: float = 0.0) -> bool:
 def plan_views(boxes: Sequence[Box], width: int, height: int, side: int, margin: float = 0.25,
                max_views: int = 4) -> list[View] | None:
     """Square crops covering every box (grown by ``margin`` of its size); None when a full frame is the
-    better deal (more crops than ``max_views``, or an object as big as the frame). Crops may cover most of
-    the frame between them: each still sees its part at native resolution."""
+    better deal (an object as big as the frame). More places than ``max_views`` (motion all over a busy
+    scene) give overlapping tiles of the whole frame, each at native resolution, when that takes at most
+    ``max_views`` inputs."""
     views: list[View] = []
     for box in sorted(boxes, key=lambda b: (b[3] - b[1]) * (b[2] - b[0]), reverse=True):
         bw, bh = box[2] - box[0], box[3] - box[1]
@@ -73,8 +74,20 @@ def plan_views(boxes: Sequence[Box], width: int, height: int, side: int, margin:
             return None  # an object as big as the frame: the full frame sees it best
         views.append(_square(grown, need, width, height))
         if len(views) > max_views:
-            return None
+            return tiles(width, height, side, max_views)
     return views
+
+
+def tiles(width: int, height: int, side: int, max_views: int = 4) -> list[View] | None:
+    """Overlapping squares of ``side`` covering the whole frame (a busy scene: motion everywhere), or None
+    when that takes more than ``max_views`` (a frame much larger than the model's input)."""
+    side = min(side, width, height)
+    nx, ny = -(-width // side), -(-height // side)
+    if nx * ny > max_views:
+        return None
+    xs = [round(i * (width - side) / max(nx - 1, 1)) for i in range(nx)]
+    ys = [round(j * (height - side) / max(ny - 1, 1)) for j in range(ny)]
+    return [View(x, y, x + side, y + side) for y in ys for x in xs]
 
 
 def merge(per_view: Sequence[tuple[View, list[Detection]]], width: int, height: int,
