@@ -86,3 +86,25 @@ def test_camera_wall_pick_cycle_full_screen_and_availability(system: RunningSyst
     availability = page.locator("#camera-availability .availability").first
     availability.wait_for(timeout=10_000)
     assert "/" in availability.inner_text()
+
+
+def test_officer_snoozes_an_alert_on_the_console_and_an_operator_marks_it_a_false_alarm(
+    system: RunningSystem, new_page: Any, login: Any
+) -> None:
+    _rain_alarm(system, "tra-ka")
+    assert wait_until(lambda: _alerts(system, "tra-ka"), 15), system.log_tail("ingest")
+    alert_id = _alerts(system, "tra-ka")[-1][0]
+    officer = new_page(390, 844)
+    login(officer, "cb-tra-ka", "/console/")
+    officer.click(f"#alert-list li[data-alert-id='{alert_id}'] button")
+    assert officer.locator("#action-buttons button[data-action=dismiss]").count() == 0  # officers may not
+    officer.click("#action-buttons button[data-action=snooze]")
+    officer.wait_for_selector(f"#alert-list li[data-alert-id='{alert_id}']", state="detached", timeout=5_000)
+    operator = new_page(1280, 900)
+    login(operator, "operator1", "/console/")
+    operator.click(f"#alert-list li[data-alert-id='{alert_id}'] button")
+    operator.fill("#action-note", "Trạm đo mưa đang bảo trì")
+    operator.click("#action-buttons button[data-action=dismiss]")
+    assert wait_until(lambda: _alerts(system, "tra-ka")[-1][1] == "dismissed", 10)
+    [(actor,)] = system.query("SELECT actor FROM alert_audit WHERE alert_id = %s AND action = 'dismiss'", (alert_id,))
+    assert "operator1" in actor
