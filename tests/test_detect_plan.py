@@ -60,7 +60,7 @@ def test_a_person_who_stops_is_found_where_they_stopped_and_flagged_stationary()
     # stopped; the next model run is 6 s later: the stale velocity would predict 300 px further
     [again] = tracker.update([Detection("person", 0.9, (142, 60, 172, 140))], 6.8)
     assert again.track_id == 1 and again.stationary  # at that spot since 0.8 s
-    [moving] = tracker.update([Detection("person", 0.9, (160, 60, 190, 140))], 7.0)
+    [moving] = tracker.update([Detection("person", 0.9, (152, 60, 182, 140))], 7.0)
     assert moving.track_id == 1 and not moving.stationary
 
 
