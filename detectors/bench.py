@@ -64,7 +64,10 @@ def run(video: Path, cameras: int = 2, frames: int = 200, detector: OnnxYoloDete
         labels: Path | None = LABELS) -> dict[str, float | int | str | None]:
     """Play ``frames`` frames per camera (each camera its own decoder on ``video``, starting at a different
     offset) through gate -> batched detector -> tracker -> rules; ``stride`` skips frames like an fps cap."""
-    detector = detector or OnnxYoloDetector(input_size=input_size)
+    if detector is None:
+        from detectors.regions import REGION_CONF
+
+        detector = OnnxYoloDetector(input_size=input_size, **({"conf": REGION_CONF} if regions else {}))
     recording = _Recording(detector)
     caps = []
     for i in range(cameras):

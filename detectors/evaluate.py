@@ -124,7 +124,8 @@ def clip_path(clips: Mapping[str, Any], name: str) -> Path:
 def evaluate(detector: Detector, regions: bool, labels: Path = LABELS, step: int = 2,
              fps: float = 5.0) -> dict[str, float | int | None]:
     """Play every labelled clip through a fresh pipeline (every ``step``-th frame, ``fps`` of frame time)
-    and score the detections of the labelled frames."""
+    and score the detections of the labelled frames (at the detector's ``conf``, which the caller sets
+    for the mode: ``regions.REGION_CONF`` for region mode)."""
     from detectors.pipeline import CameraPipeline, run_batch
 
     clips, labelled = load_labels(labels)
@@ -146,4 +147,5 @@ def evaluate(detector: Detector, regions: bool, labels: Path = LABELS, step: int
                     score.add(wanted[index], persons(pipe.detections))
             index += 1
         capture.release()
-    return {"mode": "regions" if regions else "full_frame", "frames": score.frames, **score.figures()}
+    return {"mode": "regions" if regions else "full_frame", "conf": getattr(detector, "conf", None),
+            "frames": score.frames, **score.figures()}

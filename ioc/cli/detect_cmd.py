@@ -298,11 +298,14 @@ def register(app: typer.Typer) -> None:
         from detectors.evaluate import LABELS, evaluate
         from detectors.model_store import ModelUnavailable
         from detectors.onnx_yolo import OnnxYoloDetector
+        from detectors.regions import REGION_CONF
         from ioc.cli import exit_codes
 
         try:
             detector = OnnxYoloDetector(input_size=input_size)
+            full_conf = detector.conf
             for regions in (False, True):
+                detector.conf = REGION_CONF if regions else full_conf
                 result = evaluate(detector, regions, labels or LABELS)
                 typer.echo(json.dumps(result) if as_json else "  ".join(f"{k}={v}" for k, v in result.items()))
         except ModelUnavailable as exc:
@@ -356,8 +359,10 @@ def register(app: typer.Typer) -> None:
             log.warning("no camera to watch; the detector worker idles")
             stop.wait()
             return
+        from detectors.regions import REGION_CONF
+
         try:
-            detector = OnnxYoloDetector(input_size=input_size)
+            detector = OnnxYoloDetector(input_size=input_size, **({"conf": REGION_CONF} if regions else {}))
         except ModelUnavailable as exc:
             log.error("no detection model (%s); the detector worker idles", exc)
             stop.wait()
