@@ -1,6 +1,7 @@
-"""The operator's tools on the wall, in a real browser against the running system: marking an alert a
-false alarm (the cause stays quiet for the configured window, the audit names the operator),
-snoozing an alert on this screen, and the camera wall (pick, cycle, full screen, availability)."""
+"""The operator's tools on the wall and the console, in a real browser against the running system:
+marking an alert a false alarm (the cause stays quiet for the configured window, the audit names the
+operator), snoozing an alert on this screen, the camera wall (pick, cycle, full screen,
+availability per commune), and a camera alert titled by its zone's label that jumps to its camera."""
 
 from __future__ import annotations
 
@@ -108,3 +109,22 @@ def test_officer_snoozes_an_alert_on_the_console_and_an_operator_marks_it_a_fals
     assert wait_until(lambda: _alerts(system, "tra-ka")[-1][1] == "dismissed", 10)
     [(actor,)] = system.query("SELECT actor FROM alert_audit WHERE alert_id = %s AND action = 'dismiss'", (alert_id,))
     assert "operator1" in actor
+
+
+def test_a_camera_alert_names_its_zone_and_jumps_to_its_camera(
+    system: RunningSystem, new_page: Any, login: Any
+) -> None:
+    camera = "cam-tra-my-centre-01"
+    page = new_page(1920, 1080)
+    login(page, "operator1")
+    page.wait_for_selector(f".camera-tile[data-camera-id='{camera}']", timeout=20_000)
+    page.wait_for_selector("body[data-live=online]", timeout=20_000)
+    system.publish("tra-my", "camera", camera, "event", {
+        "rule": "intrusion", "zone": "cong-thu", "object_class": "person", "score": 0.9,
+        "snapshot_ref": f"evidence/{camera}/ab/ab12.jpg", "data": {"zone_label": "Cổng thử nghiệm"},
+    })  # fmt: skip
+    row = page.locator("#queue li[data-alert-id]", has_text="Xâm nhập khu vực Cổng thử nghiệm").first
+    row.wait_for(state="visible", timeout=15_000)
+    row.locator("button").click()
+    page.click("#camera-button")
+    page.wait_for_selector(f".camera-tile.selected[data-camera-id='{camera}']", timeout=5_000)
