@@ -31,9 +31,14 @@ up: $(STAMP) speech-packages
 # need them skip with the reason.
 CHROMIUM ?= /usr/bin/chromium
 SPEECH_PACKAGES = $(if $(shell command -v espeak-ng),,espeak-ng)
-TEST_PACKAGES = $(SPEECH_PACKAGES) $(if $(wildcard $(CHROMIUM)),,chromium)
+TEST_PACKAGES = $(SPEECH_PACKAGES) $(if $(wildcard $(CHROMIUM)),,chromium) $(RTSP_PACKAGES)
 # Debian's Mosquitto for the broker confinement tests (ACLs, TLS; tests/test_broker_confined.py).
 TEST_PACKAGES += $(if $(wildcard /usr/sbin/mosquitto),,mosquitto)
+# A real RTSP server (GStreamer's, on Debian's python3) for the camera tests (tests/test_detect_rtsp.py).
+RTSP_PACKAGES = $(if $(wildcard /usr/lib/*/girepository-1.0/GstRtspServer-1.0.typelib),,gir1.2-gst-rtsp-server-1.0) \
+  $(if $(wildcard /usr/lib/python3/dist-packages/gi),,python3-gi) \
+  $(if $(wildcard /usr/lib/*/gstreamer-1.0/libgstx264.so),,gstreamer1.0-plugins-ugly) \
+  $(if $(wildcard /usr/lib/*/gstreamer-1.0/libgstrtp.so),,gstreamer1.0-plugins-good)
 
 define apt_install
 	@missing="$(strip $(1))"; \

@@ -4,7 +4,9 @@ Frame differencing against a slowly updated background at low resolution (defaul
 grayscale, blurred) costs well under a millisecond per frame, against ~40 ms for one YOLO inference
 on a CPU core. A per-camera mask (255 = watch, 0 = ignore: trees, a clock, a road outside the scene)
 keeps known movers from waking the model. A periodic forced frame (``max_skip``) keeps stationary
-objects' tracks alive.
+objects' tracks alive when the gate is used alone; the camera pipeline instead re-checks its tracks on
+a clock (``detectors.pipeline``). ``regions`` holds the boxes (full-resolution pixels) of the areas
+that changed in the last frame, for region-based detection.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class MotionGate:
         self._mask_small: np.ndarray | None = None
         self._skipped = 0
         self.last_motion: float = 0.0
+        self.regions: list[tuple[float, float, float, float]] = []
 
     def _small(self, frame: np.ndarray) -> np.ndarray:
         h, w = frame.shape[:2]
@@ -38,9 +41,23 @@ class MotionGate:
         gray = cv2.cvtColor(cv2.resize(frame, size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
         return cv2.GaussianBlur(gray, (5, 5), 0).astype(np.float32)
 
+    def reset(self) -> None:
+        """Forget the background: the next frame goes to the model (a stream that came back)."""
+        self._background = None
+
+    def _regions(self, changed: np.ndarray, scale: float) -> list[tuple[float, float, float, float]]:
+        """Bounding boxes of the changed blobs, in full-resolution pixels (a far-away walker is a blob of
+        a few pixels at the gate's resolution, so only single pixels are dropped as noise)."""
+        grown = cv2.dilate(changed.astype(np.uint8), np.ones((5, 5), np.uint8))
+        count, _, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+        floor = 2.0
+        return [(x * scale, y * scale, (x + w) * scale, (y + h) * scale)
+                for x, y, w, h, area in stats[1:count].tolist() if area >= floor]  # fmt: skip
+
     def moved(self, frame: np.ndarray) -> bool:
         """True when the frame differs enough from the background (or a forced refresh is due)."""
         small = self._small(frame)
+        self.regions = []
         if self._background is None or self._background.shape != small.shape:
             self._background = small
             if self.mask is not None:
@@ -56,6 +73,8 @@ class MotionGate:
             watched = changed.size
         self.last_motion = float(changed.sum()) / watched
         cv2.accumulateWeighted(small, self._background, self.learning_rate)
+        if self.last_motion >= self.min_area:
+            self.regions = self._regions(changed, frame.shape[1] / small.shape[1])
         if self.last_motion >= self.min_area or self._skipped >= self.max_skip:
             self._skipped = 0
             return True

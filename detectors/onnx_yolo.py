@@ -16,7 +16,7 @@ import onnxruntime as ort
 from detectors import model_store
 from detectors.darknet_onnx import ConvertedModel, YoloHead, convert
 from detectors.interface import Detection
-from detectors.yolo_decode import decode_heads, letterbox, rows_to_detections, to_blob
+from detectors.yolo_decode import Letterbox, decode_heads, letterbox, rows_to_detections, to_blob
 
 
 def choose_providers(prefer_gpu: bool = True) -> list[str]:
@@ -67,10 +67,16 @@ class OnnxYoloDetector:
         """Bare inference on an already preprocessed NCHW blob: the raw head tensors."""
         return self.session.run(self.output_names, {"images": blob})
 
+    def prepare(self, frames: Sequence[np.ndarray]) -> tuple[np.ndarray, list[Letterbox]]:
+        """Letterboxed NCHW blob of the frames and how each was placed (the bench's bare baseline runs
+        ``infer`` on exactly this)."""
+        boxed, boxes = zip(*(letterbox(f, self.input_size) for f in frames), strict=True)
+        return to_blob(boxed), list(boxes)
+
     def detect(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
         if not frames:
             return []
-        boxed, boxes = zip(*(letterbox(f, self.input_size) for f in frames), strict=True)
-        rows = decode_heads(self.infer(to_blob(boxed)), self.heads, self.input_size)
+        blob, boxes = self.prepare(frames)
+        rows = decode_heads(self.infer(blob), self.heads, self.input_size)
         return [rows_to_detections(r, b, self.input_size, self.names, self.conf, self.nms_iou)
                 for r, b in zip(rows, boxes, strict=True)]

@@ -131,3 +131,11 @@ class TamperDetector:
                 self._active.add(name)
                 fresh.append(name)
         return fresh
+
+    @classmethod
+    def from_sensitivity(cls, sensitivity: float = 0.5, hold_seconds: float = 2.0) -> TamperDetector:
+        """Thresholds from the camera's configured tamper ``sensitivity`` (0..1; 0.5 = the defaults, tuned on
+        the sample clip): each step of 0.5 doubles (or halves) how easily a condition is reported."""
+        factor = 2.0 ** ((min(max(sensitivity, 0.0), 1.0) - 0.5) * 2.0)
+        return cls(covered_std=8.0 * factor, blur_ratio=min(0.25 * factor, 0.6), moved_share=0.08 / factor,
+                   hold_seconds=hold_seconds)  # fmt: skip

@@ -519,6 +519,8 @@ class Worker:
                         verdict.status_reason or f"status {verdict.status_state}",
                         verdict.status_info,
                     )
+                elif getattr(verdict.payload, "rule", None) == "stream_down":
+                    pass  # the detector saying the camera's stream is lost: no sign of the camera's life
                 elif (earlier := signals.get(verdict.device_id)) is not None:
                     # a later sign of life in the same batch: online, keeping the status facts sent
                     reason = earlier.reason if earlier.state == "online" else "message"

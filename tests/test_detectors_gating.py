@@ -98,3 +98,6 @@ def test_bench_runs_the_full_path_with_baselines() -> None:
     ):
         assert isinstance(result[key], float), key
     assert result["cameras"] == 2 and result["fps_total"] > 0
+    # the bare baseline ran on exactly the images the pipeline's model saw, step by step
+    assert result["gpu_path"].startswith(("measured", "unmeasured"))
+    assert result["labelled_frames_scored"] >= 1 and result["recall"] is not None

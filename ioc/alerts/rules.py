@@ -136,6 +136,8 @@ def render(template: str, obs: Observation) -> str:
             values.setdefault(name, value)
     if obs.device_name is None and obs.device_id is not None:
         values["device_name"] = obs.device_id
+    if "zone_label" not in values and "zone" in values:
+        values["zone_label"] = values["zone"]  # an event without the label (a camera's own): its zone's name
     return string.Formatter().vformat(template, (), values)
 
 

@@ -62,11 +62,27 @@ def rule_specs(camera: Any) -> list[dict[str, Any]]:
     return specs
 
 
-def event_payload(message_id: str, ev: Any, zone_of: dict[str, str], snapshot_ref: str | None) -> dict[str, Any]:
+def camera_pipeline(camera: Any, tz: Any, **options: Any) -> Any:
+    """The detector pipeline of one configured camera: its rules, its frame size (zones are rescaled when the
+    stream's differs) and its tamper check at the configured sensitivity (none when no tamper rule is on)."""
+    from detectors.pipeline import CameraPipeline
+    from detectors.tamper import TamperDetector
+
+    tamper = next((r for r in camera.rules if r.kind == "tamper" and r.enabled), None)
+    pipe = CameraPipeline.from_specs(camera.id, rule_specs(camera), tz=tz,
+                                     frame_size=(camera.frame.width, camera.frame.height), **options)  # fmt: skip
+    pipe.tamper = None if tamper is None else TamperDetector.from_sensitivity(tamper.sensitivity,
+                                                                              tamper.min_duration_s)
+    return pipe
+
+
+def event_payload(message_id: str, ev: Any, zone_of: dict[str, str], snapshot_ref: str | None,
+                  zone_labels: dict[str, str] | None = None) -> dict[str, Any]:
     """The contract's ``CameraEventV1`` body (docs/mqtt.md) for one detector event.
 
-    The box goes out as fractions of the frame, the zone by its configured name, the evidence by
-    reference (the JPEG is written under ``IOC_VAR_DIR/media``): the payload stays small.
+    The box goes out as fractions of the frame, the zone by its configured name (its label, for alert
+    titles, in ``data``), the evidence by reference (the JPEG is written under ``IOC_VAR_DIR/media``):
+    the payload stays small.
     """
     from ioc.contract.schemas import OBJECT_CLASSES
 
@@ -89,7 +105,10 @@ def event_payload(message_id: str, ev: Any, zone_of: dict[str, str], snapshot_re
         "zone": zone_of.get(e.rule),
         "bbox": bbox,
         "snapshot_ref": snapshot_ref,
-        "data": {"rule_id": e.rule, "tracks": len(e.track_ids), **details},
+        # the zone's label ("Sân trường") for alert titles; `zone` stays the configured name (a key)
+        "data": {"rule_id": e.rule, "tracks": len(e.track_ids), **details,
+                 **({"zone_label": zone_labels[zone_of[e.rule]]}
+                    if zone_labels and zone_of.get(e.rule) in zone_labels else {})},  # fmt: skip
     }
 
 
@@ -159,15 +178,28 @@ class LiveFrames:
 
 
 class StreamHealth:
-    """Per-camera frame counts for the stream-health telemetry (fps, resolution, last frame age),
-    sent every ``every_s`` seconds, and the status payloads of stream drops and returns."""
+    """Per-camera stream health: received vs expected frame rate, uptime, resolution, last frame age, sent
+    as telemetry every ``every_s``; the status payloads of stream drops and returns; and the "camera down
+    N minutes" alarm, once per outage, when a stream stays lost for ``down_alarm_s``.
 
-    def __init__(self, every_s: float = 60.0) -> None:
-        self.every_s = every_s
+    A camera whose stream is lost gets no telemetry: ingest counts telemetry as a sign of life, so it
+    would mark the camera online again. Called from the camera threads (``set_online``) and the worker
+    loop, hence the lock."""
+
+    def __init__(self, every_s: float = 60.0, expected_fps: dict[str, float] | None = None,
+                 down_alarm_s: float = 300.0) -> None:
+        self.every_s, self.down_alarm_s = every_s, down_alarm_s
+        self.expected_fps = dict(expected_fps or {})
         self._frames: dict[str, int] = {}
         self._size: dict[str, tuple[int, int]] = {}
         self._last: dict[str, float] = {}
+        self._online: dict[str, bool] = {}
+        self._up_s: dict[str, float] = {}  # seconds online in this period
+        self._changed: dict[str, float] = {}  # when the state last changed (or was last counted)
+        self._down_alarmed: set[str] = set()
+        self._lost_at: dict[str, float] = {}  # when each lost stream went away
         self._since = time.monotonic()
+        self._lock = threading.Lock()
         self._n = 0
 
     def _id(self, prefix: str) -> str:
@@ -175,9 +207,27 @@ class StreamHealth:
         return f"{prefix}-{int(time.time() * 1000)}-{self._n}"
 
     def seen(self, camera_id: str, image: Any) -> None:
-        self._frames[camera_id] = self._frames.get(camera_id, 0) + 1
-        self._size[camera_id] = (int(image.shape[1]), int(image.shape[0]))
-        self._last[camera_id] = time.monotonic()
+        with self._lock:
+            self._frames[camera_id] = self._frames.get(camera_id, 0) + 1
+            self._size[camera_id] = (int(image.shape[1]), int(image.shape[0]))
+            self._last[camera_id] = time.monotonic()
+
+    def set_online(self, camera_id: str, online: bool, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._count_uptime(camera_id, now)
+            self._online[camera_id] = online
+            if online:
+                self._down_alarmed.discard(camera_id)
+                self._lost_at.pop(camera_id, None)
+            else:
+                self._lost_at.setdefault(camera_id, now)
+
+    def _count_uptime(self, camera_id: str, now: float) -> None:
+        start = max(self._changed.get(camera_id, self._since), self._since)
+        if self._online.get(camera_id):
+            self._up_s[camera_id] = self._up_s.get(camera_id, 0.0) + max(0.0, now - start)
+        self._changed[camera_id] = now
 
     def status(self, camera_id: str, online: bool) -> dict[str, Any]:
         body: dict[str, Any] = {"v": 1, "id": self._id("st"), "ts": datetime.now(UTC).isoformat(),
@@ -188,41 +238,106 @@ class StreamHealth:
         return body
 
     def due(self, now: float) -> list[tuple[str, dict[str, Any]]]:
-        """Telemetry for every camera, when ``every_s`` has passed since the last report."""
-        elapsed = now - self._since
-        if elapsed < self.every_s:
-            return []
+        """Telemetry for every camera whose stream is up, when ``every_s`` has passed since the last report."""
+        with self._lock:
+            elapsed = now - self._since
+            if elapsed < self.every_s or elapsed <= 0:
+                return []
+            out = []
+            for camera_id in set(self._frames) | set(self._online):
+                self._count_uptime(camera_id, now)
+                if not self._online.get(camera_id) or camera_id not in self._size:
+                    continue
+                fps = self._frames.get(camera_id, 0) / elapsed
+                width, height = self._size[camera_id]
+                uptime = min(1.0, self._up_s.get(camera_id, 0.0) / elapsed)
+                metrics = {"fps": round(fps, 2), "width_px": float(width), "height_px": float(height),
+                           "last_frame_age_s": round(now - self._last[camera_id], 2),
+                           "uptime_pct": round(100.0 * uptime, 1)}  # fmt: skip
+                expected = self.expected_fps.get(camera_id)
+                if expected:
+                    metrics |= {"expected_fps": float(expected), "fps_pct": round(100.0 * fps / expected, 1)}
+                out.append((camera_id, {"v": 1, "id": self._id("hl"), "ts": datetime.now(UTC).isoformat(),
+                                        "metrics": metrics}))  # fmt: skip
+            self._frames = dict.fromkeys(self._frames, 0)
+            self._up_s = {}
+            self._since = now
+            return out
+
+    def down_alarms(self, now: float) -> list[tuple[str, dict[str, Any]]]:
+        """The ``stream_down`` camera event of each camera lost for ``down_alarm_s`` (once per outage)."""
         out = []
-        for camera_id, count in self._frames.items():
-            width, height = self._size[camera_id]
-            metrics = {"fps": round(count / elapsed, 2), "width_px": float(width), "height_px": float(height),
-                       "last_frame_age_s": round(now - self._last[camera_id], 2)}  # fmt: skip
-            out.append((camera_id, {"v": 1, "id": self._id("hl"), "ts": datetime.now(UTC).isoformat(),
-                                    "metrics": metrics}))  # fmt: skip
-        self._frames = dict.fromkeys(self._frames, 0)
-        self._since = now
+        with self._lock:
+            for camera_id, lost_at in self._lost_at.items():
+                lost_s = now - lost_at
+                if camera_id in self._down_alarmed or lost_s < self.down_alarm_s:
+                    continue
+                self._down_alarmed.add(camera_id)
+                minutes = max(1, round(lost_s / 60))
+                out.append((camera_id, {"v": 1, "id": self._id("dn"), "ts": datetime.now(UTC).isoformat(),
+                                        "rule": "stream_down",
+                                        "data": {"minutes": minutes, "lost_s": round(lost_s, 1)}}))  # fmt: skip
         return out
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("detect")
+    group = typer.Typer(help="The detector worker (no sub-command), and the evaluation of its detections.")
+    app.add_typer(group, name="detect")
+
+    @group.command("eval")
+    def evaluate_cmd(
+        labels: Annotated[Path | None, typer.Option(help="Labelled boxes (default: the shipped set).")] = None,
+        input_size: int = typer.Option(416, help="Network input size (multiple of 32)."),
+        as_json: bool = typer.Option(False, "--json", help="Print only the JSON lines."),
+    ) -> None:
+        """Per-box precision, recall and count error on the labelled frames, full-frame and region modes.
+
+        Each labelled clip plays through the real pipeline (gate, tracker, crops); boxes match at IoU >= 0.5.
+        Example: ioc detect eval --json
+        """
+        from detectors.evaluate import LABELS, evaluate
+        from detectors.model_store import ModelUnavailable
+        from detectors.onnx_yolo import OnnxYoloDetector
+        from detectors.regions import REGION_CONF
+        from ioc.cli import exit_codes
+
+        try:
+            detector = OnnxYoloDetector(input_size=input_size)
+            full_conf = detector.conf
+            for regions in (False, True):
+                detector.conf = REGION_CONF if regions else full_conf
+                result = evaluate(detector, regions, labels or LABELS)
+                typer.echo(json.dumps(result) if as_json else "  ".join(f"{k}={v}" for k, v in result.items()))
+        except ModelUnavailable as exc:
+            typer.echo(f"detect eval: {exc}", err=True)
+            raise typer.Exit(exit_codes.UNAVAILABLE) from exc
+
+    @group.callback(invoke_without_command=True)
     def detect(
+        ctx: typer.Context,
         camera: Annotated[list[str] | None, typer.Option(help="Only these camera ids (default: all enabled).")] = None,
         local_only: bool = typer.Option(False, help="Only cameras whose stream is a local file (the simulator's)."),
         max_fps: float = typer.Option(0.0, min=0, help="Cap every camera at this frame rate (0: the configured fps)."),
         input_size: int = typer.Option(416, help="Network input size (multiple of 32)."),
         batch_wait: float = typer.Option(0.05, help="Seconds between batches across cameras."),
+        health_every: float = typer.Option(60.0, min=0.1, help="Seconds between stream-health telemetry reports."),
+        down_alarm_min: float = typer.Option(5.0, min=0, help="Minutes a stream may stay lost before the "
+                                                              "'camera down' alarm (a stream_down event)."),
+        regions: bool = typer.Option(False, help="Region mode: square crops around motion and tracks at native "
+                                                 "resolution, a whole frame every few seconds (docs/detectors)."),
     ) -> None:
         """Run the detector worker: camera streams -> motion gate -> batched YOLO -> tracks -> rules -> MQTT.
 
         Example: IOC_MQTT_URL=mqtt://127.0.0.1:1883 ioc detect --camera cam-tra-my-school-01 --max-fps 2
         """
+        if ctx.invoked_subcommand is not None:
+            return
         from zoneinfo import ZoneInfo
 
         from detectors.evidence import make_evidence
         from detectors.model_store import ModelUnavailable
         from detectors.onnx_yolo import OnnxYoloDetector
-        from detectors.pipeline import CameraPipeline, run_batch
+        from detectors.pipeline import run_batch
         from feeds.cameras.source import CameraSource
         from ioc import logs
         from ioc.contract.topics import Channel, build_topic
@@ -244,8 +359,10 @@ def register(app: typer.Typer) -> None:
             log.warning("no camera to watch; the detector worker idles")
             stop.wait()
             return
+        from detectors.regions import REGION_CONF
+
         try:
-            detector = OnnxYoloDetector(input_size=input_size)
+            detector = OnnxYoloDetector(input_size=input_size, **({"conf": REGION_CONF} if regions else {}))
         except ModelUnavailable as exc:
             log.error("no detection model (%s); the detector worker idles", exc)
             stop.wait()
@@ -258,24 +375,29 @@ def register(app: typer.Typer) -> None:
             client.loop_start()
         media_root = Path(settings.var_dir) / "media"
         units = {c.id: c.unit for c in cams}
-        health = StreamHealth()
+        health = StreamHealth(health_every, {c.id: min(c.fps, max_fps or c.fps) for c in cams}, down_alarm_min * 60)
 
         def report_status(camera_id: str, online: bool) -> None:
             """The stream's state is the camera's presence: retained status on its topic (docs/mqtt.md)."""
+            health.set_online(camera_id, online)
+            if online and camera_id in pipes:
+                pipes[camera_id].restart()  # a stream that came back: its first frame goes to the model whole
             if client is None:
                 return
             topic = build_topic(units[camera_id], "camera", camera_id, Channel.STATUS, settings.mqtt_topic_root)
             client.publish(topic, json.dumps(health.status(camera_id, online)), qos=1, retain=True)
 
+        pipes: dict[str, Any] = {}
         sources = {
             c.id: CameraSource(
                 c.id, c.stream_url.removeprefix("file:"), max_fps=min(c.fps, max_fps or c.fps), on_status=report_status
             ).start()  # fmt: skip
             for c in cams
         }
-        pipes = {c.id: CameraPipeline.from_specs(c.id, rule_specs(c), tz=tz) for c in cams}
+        pipes = {c.id: camera_pipeline(c, tz, regions=regions, input_size=input_size) for c in cams}
         live = LiveFrames(media_root / "live")
         zones = {c.id: {r.id: r.zone for r in c.rules if getattr(r, "zone", None)} for c in cams}
+        labels = {c.id: {z.name: z.label for z in c.zones} for c in cams}
         boot = f"d{int(time.time()):x}"
         sent = 0
         log.info("detecting on %d cameras with %s", len(cams), detector.provider)
@@ -291,12 +413,17 @@ def register(app: typer.Typer) -> None:
                     if client is not None:
                         topic = build_topic(units[cid], "camera", cid, Channel.TELEMETRY, settings.mqtt_topic_root)
                         client.publish(topic, json.dumps(metrics), qos=1)
+                for cid, body in health.down_alarms(time.monotonic()):
+                    log.warning("camera %s: stream lost for %s min", cid, body["data"]["minutes"])
+                    if client is not None:
+                        topic = build_topic(units[cid], "camera", cid, Channel.EVENT, settings.mqtt_topic_root)
+                        client.publish(topic, json.dumps(body), qos=1)
                 for pipe, image, *_ in items:
                     live.offer(pipe.camera_id, image, pipe.tracks)
                 for ev in run_batch(detector, items) if items else []:
                     sent += 1
                     ref = store_evidence(media_root, ev.camera_id, make_evidence(ev.frame, ev.tracks, ev.event))
-                    body = event_payload(f"{boot}-{sent}", ev, zones[ev.camera_id], ref)
+                    body = event_payload(f"{boot}-{sent}", ev, zones[ev.camera_id], ref, labels[ev.camera_id])
                     topic = build_topic(units[ev.camera_id], "camera", ev.camera_id, Channel.EVENT,
                                         settings.mqtt_topic_root)  # fmt: skip
                     if client is not None:

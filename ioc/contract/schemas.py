@@ -193,7 +193,8 @@ class DeviceEventV1(Envelope):
         return self.type
 
 
-CAMERA_RULES = ("motion", "tamper", "intrusion", "line_crossing", "loitering", "crowd", "congestion", "object")
+CAMERA_RULES = ("motion", "tamper", "intrusion", "line_crossing", "loitering", "crowd", "congestion", "object",
+                "stream_down")  # fmt: skip
 OBJECT_CLASSES = ("person", "bicycle", "motorbike", "car", "bus", "truck")
 
 

@@ -75,9 +75,24 @@ function alertFilters() {
   return { status: $("alert-status").value, min_severity: $("alert-severity").value, q: $("alert-q").value.trim() };
 }
 
+// "Snooze": an open alert leaves this device's list for SNOOZE_MIN minutes (kept in this browser,
+// not audited; a false alarm, which silences the cause for everyone, is the audited action).
+const SNOOZE_MIN = 15;
+const SNOOZE_KEY = "ioc.console.snoozed";
+const snoozed = new Map(Object.entries(JSON.parse(localStorage.getItem(SNOOZE_KEY) || "{}")).map(([k, v]) => [Number(k), v]));
+
+function snooze(alert) {
+  snoozed.set(alert.id, Date.now() + SNOOZE_MIN * 60_000);
+  localStorage.setItem(SNOOZE_KEY, JSON.stringify(Object.fromEntries(snoozed)));
+  setTimeout(renderAlerts, SNOOZE_MIN * 60_000 + 50);
+  toast(t("action.snoozed", { title: alert.title, n: SNOOZE_MIN }));
+  renderAlerts();
+}
+
 function matches(alert) {
   const f = alertFilters();
   if (f.status === "open" ? !OPEN.has(alert.status) : alert.status !== f.status) return false;
+  if (f.status === "open" && (snoozed.get(alert.id) || 0) > Date.now()) return false;
   if (f.min_severity && SEVERITY_RANK[alert.severity] < SEVERITY_RANK[f.min_severity]) return false;
   return true;
 }
@@ -203,11 +218,14 @@ function renderOpen() {
   const role = currentUser()?.role;
   let actions = alert ? ACTIONS[alert.status] || [] : [];
   if (role === "leader") actions = actions.filter((a) => a === "comment"); // leaders read and comment
+  // A false alarm silences its cause for everyone (for the rule book's quiet time): operators only.
+  if (alert && OPEN.has(alert.status) && (role === "operator" || role === "admin")) actions = [...actions, "dismiss"];
+  if (alert && OPEN.has(alert.status)) actions = [...actions, "snooze"];
   $("action-form").hidden = actions.length === 0;
   $("action-buttons").replaceChildren(
     ...actions.map((action) =>
       el("button", { type: "button", class: action === "resolve" ? "primary" : "", dataset: { action },
-        onclick: () => act(alert, action), text: t(`action.${action}`) }),
+        onclick: () => (action === "snooze" ? snooze(alert) : act(alert, action)), text: t(`action.${action}`) }),
     ),
   );
   $("reply-form").hidden = open.type !== "report" || role === "leader";
@@ -216,7 +234,7 @@ function renderOpen() {
 async function act(alert, action) {
   const error = $("action-error");
   error.textContent = "";
-  const note = $("action-note").value.trim().normalize("NFC");
+  const note = $("action-note").value.trim().normalize("NFC") || (action === "dismiss" ? t("action.dismiss") : "");
   if (NEEDS_NOTE.has(action) && !note) {
     error.textContent = t("action.need_note");
     $("action-note").focus();

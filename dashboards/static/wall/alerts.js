@@ -22,8 +22,29 @@ export function compareAlerts(a, b) {
   return rank(b.severity) - rank(a.severity) || Date.parse(b.last_seen || 0) - Date.parse(a.last_seen || 0) || b.id - a.id;
 }
 
+// Snoozed alerts leave this screen's queue until their time is up (kept per browser, not audited:
+// a false alarm, which silences the cause for everyone, is the audited action).
+const SNOOZE_KEY = "ioc.wall.snoozed";
+const snoozed = new Map(Object.entries(JSON.parse(localStorage.getItem(SNOOZE_KEY) || "{}")).map(([k, v]) => [Number(k), v]));
+
+/** Hide alert `id` from this screen's queue for `minutes`; returns when it comes back. */
+export function snoozeAlert(id, minutes) {
+  const until = Date.now() + minutes * 60_000;
+  snoozed.set(Number(id), until);
+  localStorage.setItem(SNOOZE_KEY, JSON.stringify(Object.fromEntries(snoozed)));
+  setTimeout(changed, minutes * 60_000 + 50);
+  changed();
+  return new Date(until);
+}
+
+function isSnoozed(alert) {
+  const until = snoozed.get(alert.id);
+  if (until && until <= Date.now()) snoozed.delete(alert.id);
+  return Boolean(until && until > Date.now());
+}
+
 export function openAlerts() {
-  return [...alerts.values()].filter((a) => OPEN.has(a.status)).sort(compareAlerts);
+  return [...alerts.values()].filter((a) => OPEN.has(a.status) && !isSnoozed(a)).sort(compareAlerts);
 }
 
 export function getAlert(id) {

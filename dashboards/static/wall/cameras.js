@@ -3,6 +3,9 @@
 // offline, or whose frame cannot be fetched, says so plainly instead of freezing on an old picture.
 // Cameras with a picture come first; one without (no detector watching it) is asked again only
 // every 30 s, so a district with many cameras does not flood the API with requests that fail.
+// The operator picks a camera (click: it is shown large), cycles through the live ones, or shows one
+// full screen; an alert's drawer jumps to its camera. Above the tiles: how many cameras of each
+// commune have a picture (availability), so dead cameras are seen as a figure, not only as tiles.
 import { api } from "../common/api.js";
 import { el } from "../common/dom.js";
 import { formatDate, t } from "../common/i18n.js";
@@ -10,8 +13,11 @@ import { unitName } from "./units.js";
 
 const REFRESH_MS = 2000;
 const RETRY_MS = { "no-frame": 30_000, offline: 10_000 };
+const CYCLE_MS = 8000;
 const tiles = new Map(); // camera id -> {tile, img, caption, url, device}
 let timer = null;
+let cycleTimer = null;
+let selected = null;
 
 const NOTES = { offline: "cameras.offline", "no-frame": "cameras.no_frame", loading: "loading" };
 
@@ -71,12 +77,16 @@ export function setCameras(devices) {
       const img = el("img", { alt: `${device.name} (${unitName(device.unit_id)})`, hidden: true });
       const caption = el("span", { class: "camera-state" }, t("loading"));
       const frame = el("div", { class: "camera-frame" }, img);
+      const full = el("button", { type: "button", class: "camera-full", title: t("cameras.fullscreen"),
+        "aria-label": `${t("cameras.fullscreen")}: ${device.name}` }, "⛶");
       const tile = el(
         "figure",
         { class: "camera-tile", dataset: { cameraId: device.id, state: "loading" } },
         frame,
-        el("figcaption", {}, el("span", { class: "camera-name" }, device.name), caption),
+        el("figcaption", {}, el("span", { class: "camera-name" }, device.name), caption, full),
       );
+      frame.addEventListener("click", () => selectCamera(selected === device.id ? null : device.id));
+      full.addEventListener("click", () => fullScreen(device.id));
       entry = { tile, frame, img, caption, url: null, device };
       tiles.set(device.id, entry);
       box.append(tile);
@@ -84,6 +94,75 @@ export function setCameras(devices) {
     entry.device = device;
   }
   if (!cameras.length) box.replaceChildren(el("p", { class: "muted" }, t("cameras.none")));
+  controls();
+  renderAvailability(cameras);
+}
+
+/** Show one camera large (null: none), the others stay as tiles. */
+export function selectCamera(id) {
+  selected = id && tiles.has(id) ? id : null;
+  for (const [cid, entry] of tiles) entry.tile.classList.toggle("selected", cid === selected);
+  document.getElementById("cameras").dataset.selected = selected || "";
+}
+
+function fullScreen(id) {
+  const entry = tiles.get(id);
+  if (!entry) return;
+  selectCamera(id);
+  entry.tile.requestFullscreen?.().catch(() => {}); // refused without a user gesture: the tile stays large
+}
+
+/** From an alert: bring its camera forward, large and in view (full screen on request). */
+export function focusCamera(id, { full = false } = {}) {
+  if (!tiles.has(id)) return false;
+  stopCycle();
+  selectCamera(id);
+  tiles.get(id).tile.scrollIntoView({ block: "nearest" });
+  if (full) fullScreen(id);
+  return true;
+}
+
+function stopCycle() {
+  clearInterval(cycleTimer);
+  cycleTimer = null;
+  document.getElementById("camera-cycle")?.setAttribute("aria-pressed", "false");
+}
+
+function toggleCycle() {
+  if (cycleTimer) return stopCycle();
+  const next = () => {
+    const live = [...tiles.values()].filter((e) => e.state === "live").map((e) => e.device.id);
+    const ids = live.length ? live : [...tiles.keys()];
+    if (!ids.length) return;
+    selectCamera(ids[(ids.indexOf(selected) + 1) % ids.length]);
+  };
+  next();
+  cycleTimer = setInterval(next, CYCLE_MS);
+  document.getElementById("camera-cycle").setAttribute("aria-pressed", "true");
+}
+
+function controls() {
+  if (document.getElementById("camera-controls")) return;
+  const cycle = el("button", { type: "button", id: "camera-cycle", "aria-pressed": "false" }, t("cameras.cycle"));
+  cycle.addEventListener("click", toggleCycle);
+  const box = document.getElementById("cameras");
+  box.before(el("div", { id: "camera-controls", class: "camera-controls" }, cycle,
+    el("p", { id: "camera-availability", class: "camera-availability" })));
+}
+
+/** Cameras with a picture per commune: "Trà My 8/10". */
+function renderAvailability(cameras) {
+  const byUnit = new Map();
+  for (const d of cameras) {
+    const [up, all] = byUnit.get(d.unit_id) || [0, 0];
+    byUnit.set(d.unit_id, [up + (d.state === "offline" ? 0 : 1), all + 1]);
+  }
+  const target = document.getElementById("camera-availability");
+  if (!target) return;
+  const items = [...byUnit].sort((a, b) => a[1][0] / a[1][1] - b[1][0] / b[1][1]);
+  target.replaceChildren(t("cameras.availability"), " ", ...items.map(([unit, [up, all]]) =>
+    el("span", { class: `availability${up < all ? " degraded" : ""}`, dataset: { unitId: unit } },
+      `${unitName(unit)} ${up}/${all}`)));
 }
 
 /** Presence of one camera changed (live event): show it at once. */
@@ -93,6 +172,7 @@ export function cameraPresence(deviceId, state) {
   entry.device = { ...entry.device, state };
   entry.nextTry = 0;
   refreshTile(entry);
+  renderAvailability([...tiles.values()].map((e) => e.device));
 }
 
 export function startCameras() {

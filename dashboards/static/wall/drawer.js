@@ -1,10 +1,12 @@
 // The evidence drawer: one click on an alert shows its detail, its evidence (camera snapshot or
 // the citizen's photos, fetched with the bearer token and shown as blob: URLs), its history, and
-// the operator's actions: acknowledge, assign to a commune.
+// the operator's actions: acknowledge, assign to a commune, mark a false alarm (the cause stays quiet
+// for the configured time, audited with the operator's name), snooze on this screen, show the camera.
 import { api, ApiError } from "../common/api.js";
 import { el } from "../common/dom.js";
 import { formatDate, t } from "../common/i18n.js";
-import { upsertAlert } from "./alerts.js";
+import { snoozeAlert, upsertAlert } from "./alerts.js";
+import { focusCamera } from "./cameras.js";
 import { communes, unitName } from "./units.js";
 
 const drawer = () => document.getElementById("drawer");
@@ -54,14 +56,39 @@ function actions(alert) {
   );
   const assign = el("button", { type: "button", id: "assign-button" }, t("drawer.assign"));
   assign.addEventListener("click", () => act(alert.id, { action: "assign", unit_id: select.value }, message));
+  const open = ["new", "acknowledged", "in_progress"].includes(alert.status);
+  const reason = el("input", { id: "false-alarm-note", type: "text", maxlength: 500, placeholder: t("drawer.false_alarm_note") });
+  const falseAlarm = el("button", { type: "button", id: "false-alarm-button", disabled: !open, title: t("drawer.false_alarm_hint") },
+    t("drawer.false_alarm"));
+  falseAlarm.addEventListener("click", () =>
+    act(alert.id, { action: "dismiss", note: reason.value.trim() || t("drawer.false_alarm_default") }, message));
+  const snooze = el("button", { type: "button", id: "snooze-button", disabled: !open }, t("drawer.snooze"));
+  snooze.addEventListener("click", () => {
+    const until = snoozeAlert(alert.id, 15);
+    message.className = "action-message";
+    message.textContent = t("drawer.snoozed", { time: formatDate(until, "time") });
+  });
+  const camera = cameraOf(alert);
+  const show = camera ? el("button", { type: "button", id: "camera-button" }, t("drawer.camera")) : null;
+  show?.addEventListener("click", () => focusCamera(camera, { full: true }));
   return el(
     "div",
     { class: "drawer-actions" },
     ack,
     el("label", { for: "assign-unit" }, t("drawer.assign_to")),
     el("div", { class: "assign-row" }, select, assign),
+    el("div", { class: "assign-row" }, reason, falseAlarm),
+    el("p", { class: "muted" }, t("drawer.false_alarm_hint")),
+    el("div", { class: "assign-row" }, snooze, show),
     message,
   );
+}
+
+/** The camera of a detector alert: its evidence is stored under evidence/<camera id>/ (ioc detect). */
+function cameraOf(alert) {
+  if (!String(alert.kind || "").startsWith("camera.")) return null;
+  const match = /^evidence\/([a-z0-9-]+)\//.exec(alert.evidence?.snapshot_ref || "");
+  return match ? match[1] : null;
 }
 
 async function act(id, body, message) {
