@@ -10,6 +10,13 @@ from typing import Any
 from tests.browser.conftest import RunningSystem, wait_until
 
 
+def _online_on_alerts(page: Any) -> None:
+    """Wait for the live stream, then open the queue's alert tab (the wall opens on incidents)."""
+    page.wait_for_selector("body[data-live=online]", timeout=20_000)
+    page.click(".queue-tab[data-tab=alerts]")
+    page.wait_for_selector(".queue-panel[data-tab=alerts]", timeout=5_000)
+
+
 def _rain_alarm(system: RunningSystem, unit: str) -> None:
     """Heavy rain past the gauge's warning level (these communes' gauges are used by no other wall test)."""
     system.publish(unit, "sensor", f"sensor-{unit}-rain", "telemetry", {"metrics": {"rain_mm_1h": 45.0}})
@@ -25,7 +32,7 @@ def test_operator_marks_a_false_alarm_the_cause_stays_quiet_and_the_audit_shows_
 ) -> None:
     page = new_page(1920, 1080)
     login(page, "operator1")
-    page.wait_for_selector("body[data-live=online]", timeout=20_000)
+    _online_on_alerts(page)
     _rain_alarm(system, "tra-nu")
     row = page.locator("#queue li[data-alert-id]", has_text="Trà Nú").first
     row.wait_for(state="visible", timeout=15_000)
@@ -53,7 +60,7 @@ def test_operator_marks_a_false_alarm_the_cause_stays_quiet_and_the_audit_shows_
 def test_operator_snoozes_an_alert_on_the_wall(system: RunningSystem, new_page: Any, login: Any) -> None:
     page = new_page(1920, 1080)
     login(page, "operator1")
-    page.wait_for_selector("body[data-live=online]", timeout=20_000)
+    _online_on_alerts(page)
     _rain_alarm(system, "tra-giac")
     row = page.locator("#queue li[data-alert-id]", has_text="Trà Giác").first
     row.wait_for(state="visible", timeout=15_000)
@@ -64,7 +71,7 @@ def test_operator_snoozes_an_alert_on_the_wall(system: RunningSystem, new_page: 
     page.wait_for_selector(f"#queue [data-alert-id='{alert_id}']", state="detached", timeout=5_000)
     assert _alerts(system, "tra-giac")[-1][1] == "new"  # only this screen hides it: the alert stays open
     page.reload()
-    page.wait_for_selector("body[data-live=online]", timeout=20_000)
+    _online_on_alerts(page)
     page.wait_for_selector("#queue li[data-alert-id]", timeout=15_000)
     assert page.locator(f"#queue [data-alert-id='{alert_id}']").count() == 0  # still snoozed after a reload
 
@@ -118,7 +125,7 @@ def test_a_camera_alert_names_its_zone_and_jumps_to_its_camera(
     page = new_page(1920, 1080)
     login(page, "operator1")
     page.wait_for_selector(f".camera-tile[data-camera-id='{camera}']", timeout=20_000)
-    page.wait_for_selector("body[data-live=online]", timeout=20_000)
+    _online_on_alerts(page)
     system.publish("tra-my", "camera", camera, "event", {
         "rule": "intrusion", "zone": "cong-thu", "object_class": "person", "score": 0.9,
         "snapshot_ref": f"evidence/{camera}/ab/ab12.jpg", "data": {"zone_label": "Cổng thử nghiệm"},
