@@ -286,7 +286,7 @@ class Supervisor:
                 else []
             ),
             *(
-                [f"  Simulated day   : at real speed (1x) a quiet hour shows little; IOC_SIMULATOR_SPEED=60 make up"
+                ["  Simulated day   : at real speed (1x) a quiet hour shows little; IOC_SIMULATOR_SPEED=60 make up"
                  " plays an hour a minute"]
                 if self.settings.simulator_speed == 1.0
                 else [f"  Simulated day   : {self.settings.simulator_speed:g}x real speed (IOC_SIMULATOR_SPEED)"]

@@ -315,3 +315,23 @@ def test_a_warning_over_two_communes_is_in_an_incident_both_communes_see(app) ->
         assert [s["ref"] for s in detail.json()["signals"]] == [alert_id]
     stranger = {"Authorization": f"Bearer {token(client, url, 'commune_officer', 'tra-ka')}"}
     assert client.get(f"/api/incidents/{incident_id}", headers=stranger).status_code == 404
+
+
+def test_routes_filtering_by_unit_take_its_name_code_or_alias(app) -> None:
+    """[adoption]: staff of a second district type names, not ids: every `unit` filter resolves them."""
+    client, url = app
+    operator = {"Authorization": f"Bearer {token(client, url, 'operator')}"}
+    with psycopg.connect(url) as conn:
+        code = conn.execute("SELECT properties->>'code' FROM units WHERE id = 'tra-kot'").fetchone()[0]
+    for path in ("/api/alerts", "/api/incidents", "/api/devices"):
+        by_id = client.get(path, headers=operator, params={"unit": "tra-kot"})
+        assert by_id.status_code == 200, by_id.text
+        names = ["Trà Kót", "tra kot", "UBND xã Trà Kót"] + ([code] if code else [])
+        for name in names:
+            by_name = client.get(path, headers=operator, params={"unit": name})
+            assert by_name.status_code == 200 and by_name.json() == by_id.json(), (path, name, by_name.text[:200])
+        unknown = client.get(path, headers=operator, params={"unit": "Xã Không Có"})
+        assert unknown.status_code == 400 and unknown.json()["errors"][0]["field"] == "unit", unknown.text
+    sectors = client.get("/api/sectors/education", headers=operator,
+                         params={"from": "2026-10-01", "to": "2026-10-07", "unit": "UBND xã Trà Kót"})  # fmt: skip
+    assert sectors.status_code == 200, sectors.text

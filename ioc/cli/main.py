@@ -8,9 +8,19 @@ from __future__ import annotations
 import typer
 
 import ioc.cli.district_cmd as district_cmd
-from ioc.cli import bench, config_cmd, db_cmd, detect_cmd, ingest_cmd, kpi_cmd, radio_cmd, sentiment_cmd, users_cmd
+from ioc.cli import (
+    bench,
+    config_cmd,
+    db_cmd,
+    detect_cmd,
+    incidents_cmd,
+    ingest_cmd,
+    kpi_cmd,
+    radio_cmd,
+    sentiment_cmd,
+    users_cmd,
+)
 from ioc.cli.broker_cmd import app as broker_app
-from ioc.cli import incidents_cmd
 from ioc.cli.doctor_cmd import register as register_doctor
 from ioc.cli.processes import register as register_processes
 from ioc.cli.warnings_cmd import app as warnings_app

@@ -24,8 +24,8 @@ from ioc.http.errors import document_problems_in_openapi, install_error_handlers
 from ioc.http.routes import alerts, auth, health, kpi, live, open311, places, reports, staff_reports, users
 from ioc.http.routes import incidents as incident_routes
 from ioc.http.routes import oncall as oncall_routes
-from ioc.http.routes import readings as reading_routes
 from ioc.http.routes import radio as radio_routes
+from ioc.http.routes import readings as reading_routes
 from ioc.http.routes import sectors as sector_routes
 from ioc.http.routes import ui as ui_routes
 from ioc.http.routes import warnings as warning_routes

@@ -13,10 +13,12 @@ from typing import Annotated, Any
 from fastapi import Query
 
 from ioc.http.errors import Problem
+from ioc.http.units import UnitsQuery
 
 FromDay = Annotated[date, Query(alias="from", description="First local date (Asia/Ho_Chi_Minh), e.g. 2026-10-01")]
 ToDay = Annotated[date, Query(alias="to", description="Last local date (included)")]
-Units = Annotated[list[str] | None, Query(description="Only these units (repeat the parameter)")]
+# ``unit`` repeated; each an id, official code, name or alias, resolved to unit ids (ioc.http.units).
+Units = UnitsQuery
 
 
 def check_period(first_day: date, last_day: date, max_days: int | None = None) -> None:

@@ -31,6 +31,7 @@ from ioc.auth.principal import Principal
 from ioc.clock import SystemClock
 from ioc.http.errors import Problem, problem_responses
 from ioc.http.state import AppState
+from ioc.http.units import UnitQuery
 from ioc.text import contains_pattern
 
 router = APIRouter(prefix="/api", tags=["alerts"])
@@ -165,7 +166,7 @@ async def list_alerts(
     request: Request,
     principal: Caller,
     status: Annotated[str | None, Query(description="`open`, or a status (new, acknowledged, ...)")] = "open",
-    unit: Annotated[str | None, Query(description="Only this unit")] = None,
+    unit: UnitQuery = None,
     kind: Annotated[str | None, Query(description="Kind, or a prefix ending in `.` (camera.)")] = None,
     min_severity: Annotated[Severity | None, Query()] = None,
     q: Annotated[str | None, Query(max_length=200, description="Search the title; diacritics optional")] = None,

@@ -22,6 +22,7 @@ from ioc.auth.principal import Principal
 from ioc.clock import SystemClock
 from ioc.http.errors import Problem, problem_responses
 from ioc.http.state import AppState
+from ioc.http.units import UnitQuery
 from ioc.incidents import store
 from ioc.text import nfc
 
@@ -158,7 +159,7 @@ async def list_incidents(
     principal: Caller,
     status: Annotated[str | None, Query(pattern="^(active|open|resolved|closed)$",
                                         description="`active` (default): open incidents; or a status")] = "active",
-    unit: Annotated[str | None, Query(max_length=64, description="Led by or helped by this unit")] = None,
+    unit: UnitQuery = None,
     before: Annotated[int | None, Query(ge=1, description="Only incidents with a smaller id (paging)")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> IncidentPage:
@@ -205,7 +206,9 @@ async def get_incident(request: Request, principal: Caller, incident_id: int) ->
              description="`merge` (into), `split` (signals), `resolve`, `close`, `reopen`, `lead` (unit_id), "
              "`step` (a checklist step done), `comment` (note). Every action is kept in the timeline.",
              responses=problem_responses(400, 401, 403, 404, 409, 422))  # fmt: skip
-async def act_on_incident(request: Request, principal: Caller, incident_id: int, body: IncidentAction) -> IncidentDetail:
+async def act_on_incident(
+    request: Request, principal: Caller, incident_id: int, body: IncidentAction
+) -> IncidentDetail:
     _require_staff(principal)
     _check_may(principal, body.action)
     note = nfc(body.note.strip()) if body.note and body.note.strip() else None

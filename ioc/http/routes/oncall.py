@@ -20,6 +20,7 @@ from ioc.auth.principal import Principal
 from ioc.clock import SystemClock
 from ioc.http.errors import Problem, problem_responses
 from ioc.http.state import AppState
+from ioc.http.units import UnitQuery
 from ioc.oncall import pages as page_store
 from ioc.oncall.roster import Role, add_override, on_duty
 
@@ -50,7 +51,7 @@ async def who_is_on_call(
     request: Request,
     principal: Caller,
     role: Annotated[Role, Query()],
-    unit: Annotated[str | None, Query(max_length=64, description="The commune (commune officers)")] = None,
+    unit: UnitQuery = None,
     at: Annotated[datetime | None, Query(description="ISO time; default now")] = None,
 ) -> OnDutyOut:
     _staff(principal)

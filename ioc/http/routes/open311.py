@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from datetime import UTC, datetime
 from typing import Any
 from xml.sax.saxutils import escape

@@ -22,6 +22,7 @@ from ioc.auth.deps import STREAM_RECHECK_S, Caller
 from ioc.auth.principal import Principal
 from ioc.http.errors import Problem, problem_responses
 from ioc.http.state import AppState
+from ioc.http.units import UnitQuery
 
 router = APIRouter(prefix="/api", tags=["places"])
 MJPEG_POLL_S = 0.25
@@ -87,7 +88,7 @@ async def list_devices(
     request: Request,
     principal: Caller,
     kind: Annotated[str | None, Query(description="camera, radio, sensor, ...")] = None,
-    unit: Annotated[str | None, Query()] = None,
+    unit: UnitQuery = None,
     state: Annotated[str | None, Query(description="online, offline or unknown")] = None,
 ) -> list[Device]:
     _require_staff(principal)
