@@ -371,7 +371,11 @@ def _backups(settings: Any, *, backup_dir: Path, max_backup_age_h: float, **_: A
 
 
 def _jobs(settings: Any, **_: Any) -> list[Check]:
-    names = [r[0] for r in _query(settings, "SELECT application_name FROM pg_stat_activity")]
+    # This database only: processes of another database on the same server are not ours.
+    names = [
+        r[0]
+        for r in _query(settings, "SELECT application_name FROM pg_stat_activity WHERE datname = current_database()")
+    ]
     out = []
     for name, what in (
         ("ioc-ingest", "ingest workers"),
