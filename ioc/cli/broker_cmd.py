@@ -53,6 +53,7 @@ def generate(
         Path | None, typer.Option(help="Directory of ca.crt, server.crt/.key (default OUT/tls).")
     ] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Mosquitto persistence directory (default: none).")] = None,
+    log_file: Annotated[Path | None, typer.Option(help="Mosquitto's log file (default: standard error).")] = None,
 ) -> None:
     """Write the broker's hashed password file, its ACL (one account per device and per service, least
     rights) and a Mosquitto configuration. Passwords come from IOC_BROKER_PASSWORD_<ACCOUNT> or the
@@ -69,7 +70,7 @@ def generate(
                           client_cert_port=client_cert_port or None, tls_dir=tls_dir)  # fmt: skip
     try:
         made = run(district, out, _secrets(secrets), root=settings.mqtt_topic_root, listeners=listeners,
-                   data_dir=data_dir)  # fmt: skip
+                   data_dir=data_dir, log_file=log_file)  # fmt: skip
     except ValueError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(exit_codes.FAILED) from None

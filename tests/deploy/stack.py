@@ -1,10 +1,12 @@
 """The production shape on this machine, from Debian's packages and the files of deploy/.
 
 A PostgreSQL 15 primary with a synchronous streaming standby (initdb into temporary directories as
-the postgres user, ``pg_basebackup -R``, deploy/postgresql/ioc.conf included), Mosquitto with TLS,
-passwords and the ACL (deploy/mosquitto/ioc-tls.conf), HAProxy terminating TLS in front of two
-``ioc serve`` (deploy/haproxy/ioc.cfg), two ``ioc ingest`` on the shared subscription and the radio
-service. Every file of deploy/ is used as it is, with only its paths, ports and sizes rewritten.
+the postgres user, ``pg_basebackup -R``, deploy/postgresql/ioc.conf included), Mosquitto confined the
+way deploy/mosquitto/README.md sets it up (``ioc broker certs`` + ``ioc broker generate --no-plaintext``
+for the sample district config/district.yaml: TLS only, one account per device and per service),
+HAProxy terminating TLS in front of two ``ioc serve`` (deploy/haproxy/ioc.cfg), two ``ioc ingest`` on
+the shared subscription and the radio service, each process logged in with its own account. Every
+file of deploy/ is used as it is, with only its paths, ports and sizes rewritten.
 """
 
 from __future__ import annotations
@@ -23,15 +25,22 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.deploy.broker_files import BrokerFiles, make_broker_files
+from ioc.broker.certs import make_certs
+from ioc.broker.config import Listeners, generate
+from ioc.broker.passwords import password_for
+from ioc.district.loader import load_district
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 AS_ROOT = os.geteuid() == 0
-UNIT = "deploy-test-xa"
-CAMERA = "cam-deploy-01"
-SENSOR = "sensor-deploy-01"
+# The deployment runs the sample district; its devices have broker accounts (ioc broker generate).
+DISTRICT_FILE = ROOT / "config" / "district.yaml"
+UNIT = "tra-my"
+CAMERA = "cam-tra-my-centre-01"
+SENSOR = "sensor-tra-my-bridge-water"
+RADIO = "radio-tra-my-1"  # two loudspeaker clusters of the same unit: each may read only its own commands
+OTHER_RADIO = "radio-tra-my-2"
 SUBMIT_BURST = 3
 
 
@@ -46,7 +55,6 @@ def missing_parts() -> list[str]:
     needed = {
         "haproxy": shutil.which("haproxy") or "/usr/sbin/haproxy",
         "mosquitto": "/usr/sbin/mosquitto",
-        "mosquitto_passwd": shutil.which("mosquitto_passwd") or "",
         "initdb": str(PG_BIN / "initdb"),
         "pg_basebackup": str(PG_BIN / "pg_basebackup"),
     }
@@ -240,6 +248,40 @@ def _psql(cluster: Cluster, sql: str, database: str = "postgres") -> str:
     return out.stdout.strip()
 
 
+@dataclass(frozen=True)
+class BrokerFiles:
+    """What ``ioc broker certs`` and ``ioc broker generate`` wrote (deploy/mosquitto/README.md)."""
+
+    directory: Path
+    tls: Path  # ca.crt, server.crt, server.key
+    secrets: Path  # <account>.password
+    conf: Path  # mosquitto.conf (TLS only), next to ioc.passwd and ioc.acl
+    acl: Path
+    #: server certificate + key in one file, for HAProxy
+    haproxy_pem: Path
+
+    @property
+    def ca_pem(self) -> Path:
+        return self.tls / "ca.crt"
+
+    def password(self, account: str) -> str:
+        return password_for(account, self.secrets, {})
+
+
+def make_broker_files(directory: Path, port: int, data: Path) -> BrokerFiles:
+    """The broker's CA, certificate, password file, ACL and configuration, through ioc/broker's API."""
+    tls = directory / "tls"
+    made = make_certs(tls, ["127.0.0.1", "localhost"])
+    haproxy_pem = directory / "haproxy.pem"
+    haproxy_pem.touch(0o600)
+    haproxy_pem.write_bytes(made["server"].read_bytes() + made["server"].with_suffix(".key").read_bytes())
+    listeners = Listeners(bind="127.0.0.1", plaintext_port=None, tls_port=port, tls_dir=tls)
+    generated = generate(load_district(DISTRICT_FILE), directory / "out", directory / "secrets", listeners=listeners,
+                         data_dir=data, log_file=data / "mosquitto.log", environ={})  # fmt: skip
+    return BrokerFiles(directory, tls, directory / "secrets", generated.files["conf"], generated.files["acl"],
+                       haproxy_pem)  # fmt: skip
+
+
 @dataclass
 class Broker:
     files: BrokerFiles
@@ -254,26 +296,18 @@ class Broker:
         _terminate(self.process)
 
 
-def start_broker(tmp: Path, accounts: dict[str, str]) -> Broker:
-    files = make_broker_files(tmp / "broker-files", accounts)
+def start_broker(tmp: Path) -> Broker:
     data = tmp / "mosquitto"
     data.mkdir()
     port = free_port()
-    text = (DEPLOY / "mosquitto" / "ioc-tls.conf").read_text()
-    for old, new in {
-        "listener 8883": f"listener {port} 127.0.0.1",
-        "/etc/mosquitto/ioc/": f"{files.directory}/",
-        "/var/lib/mosquitto/": f"{data}/",
-        "/var/log/mosquitto/mosquitto.log": f"{data}/mosquitto.log",
-    }.items():
-        assert old in text, f"deploy/mosquitto/ioc-tls.conf no longer has {old!r}"
-        text = text.replace(old, new)
+    files = make_broker_files(tmp / "broker-files", port, data)
+    text = files.conf.read_text()
+    assert "listener 1883" not in text and "protocol mqtt" in text, "the generated broker has a plain listener"
     if AS_ROOT:
         text += "\nuser root\n"  # Mosquitto would drop to "mosquitto", who cannot read our temporary files
-    conf = data / "mosquitto.conf"
-    conf.write_text(text)
+    files.conf.write_text(text)
     process = subprocess.Popen(
-        ["/usr/sbin/mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        ["/usr/sbin/mosquitto", "-c", str(files.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     _wait_port(port, process, "mosquitto", data / "mosquitto.log")
     return Broker(files, port, process, data)
@@ -358,7 +392,7 @@ class Services:
         proc = self._spawn(
             f"api{index + 1}",
             ["serve", "--host", "127.0.0.1", "--port", str(port)],
-            {"IOC_MQTT_USERNAME": "ioc-service", "IOC_MQTT_PASSWORD": self.env["_SERVICE_PW"]},
+            {"IOC_MQTT_USERNAME": "ioc-api", "IOC_MQTT_PASSWORD": self.env["_API_PW"]},
         )
         wait_ready(f"http://127.0.0.1:{port}/readyz", proc, self.tmp / f"api{index + 1}.log")
 
@@ -382,7 +416,7 @@ class Services:
         self._spawn(
             "radio",
             ["radio", "serve", "--worker-id", "1"],
-            {"IOC_MQTT_USERNAME": "ioc-service", "IOC_MQTT_PASSWORD": self.env["_SERVICE_PW"]},
+            {"IOC_MQTT_USERNAME": "ioc-radio", "IOC_MQTT_PASSWORD": self.env["_RADIO_PW"]},
         )
 
     def kill(self, name: str) -> None:
@@ -421,7 +455,8 @@ def tls_context(ca: Path) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(ca))
 
 
-def service_env(db_url: str, broker: Broker, passwords: dict[str, str]) -> dict[str, str]:
+def service_env(db_url: str, broker: Broker) -> dict[str, str]:
+    """The environment of deploy/ioc.env.example; each unit adds its own broker login (a drop-in)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("IOC_")}
     env.update(
         IOC_DATABASE_URL=db_url,
@@ -433,7 +468,11 @@ def service_env(db_url: str, broker: Broker, passwords: dict[str, str]) -> dict[
         IOC_RATE_LIMIT_STORE="postgres",
         IOC_PUBLIC_SUBMIT_BURST=str(SUBMIT_BURST),
         IOC_PUBLIC_SUBMIT_PER_MIN="0.1",
-        _SERVICE_PW=passwords["ioc-service"],
-        _INGEST_PW=passwords["ioc-ingest"],
+        IOC_DISTRICT_CONFIG=str(DISTRICT_FILE),
+        # One district secret for the radio service and any loudspeaker fleet: commands are signed with it.
+        IOC_RADIO_COMMAND_KEY=secrets.token_hex(32),
+        _API_PW=broker.files.password("ioc-api"),
+        _INGEST_PW=broker.files.password("ioc-ingest"),
+        _RADIO_PW=broker.files.password("ioc-radio"),
     )
     return env

@@ -1,14 +1,16 @@
 """`make test-deploy`: the production shape, on real engines, through real failures.
 
 One stack for the module (tests/deploy/stack.py): PostgreSQL primary + synchronous standby,
-Mosquitto with TLS and ACLs, HAProxy with TLS in front of two `ioc serve`, two `ioc ingest` on the
-shared subscription, the radio service. The tests run in file order and build on each other: a
-device's alert through the proxy, an API replica killed, an ingest worker killed, rate limits
+Mosquitto confined by `ioc broker` (TLS only, one account per device and per service), HAProxy with
+TLS in front of two `ioc serve`, two `ioc ingest` on the shared subscription, the radio service, each
+logged in as itself. The tests run in file order and build on each other: a device's alert through
+the proxy, the broker's confinement, an API replica killed, an ingest worker killed, rate limits
 across replicas, the primary stopped mid-stream and the standby promoted, the restore drill.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import subprocess
@@ -26,7 +28,7 @@ import psycopg
 import pytest
 
 from tests.deploy import stack
-from tests.deploy.stack import CAMERA, SENSOR, UNIT
+from tests.deploy.stack import CAMERA, OTHER_RADIO, RADIO, SENSOR, UNIT
 
 pytestmark = pytest.mark.deploy
 
@@ -46,17 +48,14 @@ class Deployment:
 
     def _start(self) -> None:
         tmp = self.tmp
-        self.passwords = {u: secrets.token_urlsafe(12) for u in ("ioc-service", "ioc-ingest", CAMERA, SENSOR)}
         self.db = stack.start_replicated(tmp)
-        self.broker = stack.start_broker(tmp, self.passwords)
+        self.broker = stack.start_broker(tmp)
         self.ca = self.broker.files.ca_pem
-        self.env = stack.service_env(self.db.url, self.broker, self.passwords)
-        # Migrations and seed data on the primary, as an operator does with `ioc db migrate`.
-        subprocess.run([sys.executable, "-m", "ioc.cli.main", "db", "migrate"], cwd=stack.ROOT, env=self.env,
-                       check=True, capture_output=True)  # fmt: skip
-        from ingest.testing import seed_devices
-
-        seed_devices(self.db.url, UNIT, [(CAMERA, "camera"), (SENSOR, "sensor")], expected_interval_s=3600)
+        self.env = stack.service_env(self.db.url, self.broker)
+        # Migrations and the district on the primary, as an operator does (docs/deploy.md).
+        for args in (["db", "migrate"], ["district", "apply", str(stack.DISTRICT_FILE)]):
+            subprocess.run([sys.executable, "-m", "ioc.cli.main", *args], cwd=stack.ROOT, env=self.env,
+                           check=True, capture_output=True)  # fmt: skip
         self.password = secrets.token_urlsafe(16)
         from ioc.auth import passwords, repository
 
@@ -89,9 +88,9 @@ class Deployment:
         raise RuntimeError(f"the proxy never answered /readyz: {self.proxy.log.read_text()[-2000:]}")
 
     def _device(self, device_id: str) -> mqtt.Client:
-        """A device's MQTT 5 session over TLS, logged in with its own account."""
+        """A device's MQTT 5 session over TLS, logged in with its own account (`ioc broker credentials`)."""
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=device_id, protocol=mqtt.MQTTv5)
-        client.username_pw_set(device_id, self.passwords[device_id])
+        client.username_pw_set(device_id, self.broker.files.password(device_id))
         client.tls_set(ca_certs=str(self.ca))
         client.max_inflight_messages_set(100)
         client.max_queued_messages_set(0)
@@ -266,6 +265,77 @@ def test_the_broker_refuses_strangers_and_confines_devices(deployment: Deploymen
     assert d.stored("forged") == 0
 
 
+class Login:
+    """An MQTT 5 session over TLS as one of the generated accounts, recording what it receives."""
+
+    def __init__(self, d: Deployment, account: str) -> None:
+        self.received: list[tuple[str, bytes]] = []
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"probe-{account}-{secrets.token_hex(3)}",
+                                  protocol=mqtt.MQTTv5)  # fmt: skip
+        self.client.username_pw_set(account, d.broker.files.password(account))
+        self.client.tls_set(ca_certs=str(d.ca))
+        self.client.on_message = lambda c, u, m: self.received.append((m.topic, m.payload))
+        self.client.connect("127.0.0.1", d.broker.port)
+        self.client.loop_start()
+        assert wait_until(self.client.is_connected, 10), f"{account} could not log in"
+
+    def subscribe(self, topic: str) -> None:
+        done = threading.Event()
+        self.client.on_subscribe = lambda *a: done.set()
+        self.client.subscribe(topic, qos=1)
+        assert done.wait(10)
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        info = self.client.publish(topic, payload, qos=1)
+        with contextlib.suppress(RuntimeError, ValueError):  # refused: Mosquitto may drop it and cut the session
+            info.wait_for_publish(5)
+
+    def payloads(self, topic: str) -> list[bytes]:
+        return [p for t, p in self.received if t == topic]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def test_each_process_holds_only_its_own_rights(deployment: Deployment) -> None:
+    """The hole of the shared `ioc-service` account, closed on the real broker with the generated ACL:
+    the API's login cannot make a loudspeaker play, a loudspeaker cannot read another one's commands,
+    and the radio service, logged in as `ioc-radio`, still reads the clusters' status."""
+    d = deployment
+    mine, theirs = f"ioc/v1/{UNIT}/radio/{RADIO}/cmd", f"ioc/v1/{UNIT}/radio/{OTHER_RADIO}/cmd"
+    logins = {name: Login(d, name) for name in (RADIO, OTHER_RADIO, "ioc-api", "ioc-radio")}
+    try:
+        logins[RADIO].subscribe(mine)
+        logins[RADIO].subscribe(theirs)  # the broker narrows it to what the ACL allows: nothing
+        logins[OTHER_RADIO].subscribe(theirs)
+        logins["ioc-api"].publish(mine, b'{"forged": "by the API account"}')
+        logins["ioc-radio"].publish(theirs, b'{"probe": "theirs"}')
+        logins["ioc-radio"].publish(mine, b'{"probe": "mine"}')
+        # Positive controls: the one account allowed to command reaches each cluster.
+        assert wait_until(lambda: b'{"probe": "theirs"}' in logins[OTHER_RADIO].payloads(theirs), 10)
+        assert wait_until(lambda: b'{"probe": "mine"}' in logins[RADIO].payloads(mine), 10)
+        time.sleep(1.0)
+        assert logins[RADIO].payloads(mine) == [b'{"probe": "mine"}'], "the ioc-api account published a command"
+        assert logins[RADIO].payloads(theirs) == [], "a loudspeaker read another loudspeaker's commands"
+        # The radio service (ioc-radio) reads a cluster's status and records it.
+        status = {"v": 1, "id": f"st-{secrets.token_hex(4)}", "ts": datetime.now(UTC).isoformat(), "state": "online",
+                  "info": {"volume": 42}}  # fmt: skip
+        logins[RADIO].publish(f"ioc/v1/{UNIT}/radio/{RADIO}/status", json.dumps(status).encode())
+
+        def recorded() -> bool:
+            with psycopg.connect(d.db.url, autocommit=True) as conn:
+                row = conn.execute("SELECT online, volume FROM radio_cluster_state WHERE device_id = %s",
+                                   (RADIO,)).fetchone()  # fmt: skip
+            return row == (True, 42)
+
+        assert wait_until(recorded, 20), (d.tmp / "radio.log").read_text()[-2000:]
+    finally:
+        for login in logins.values():
+            login.close()
+    assert "refused" not in (d.tmp / "radio.log").read_text()
+
+
 def test_killing_an_api_replica_its_walls_reconnect_and_miss_nothing(deployment: Deployment) -> None:
     d = deployment
     walls = _walls(d, 4)
@@ -386,11 +456,13 @@ def test_ioc_doctor_finds_the_deployment_healthy(deployment: Deployment) -> None
         d.env,
         IOC_BACKUP_DIR=str(d.db.backup_dir),
         IOC_PUBLIC_URL=d.base,
-        IOC_MQTT_USERNAME="ioc-service",
-        IOC_MQTT_PASSWORD=d.passwords["ioc-service"],
+        IOC_MQTT_USERNAME="ioc-api",
+        IOC_MQTT_PASSWORD=d.broker.files.password("ioc-api"),
+        IOC_BROKER_ACL=str(d.broker.files.acl),
     )
     out = subprocess.run([sys.executable, "-m", "ioc.cli.main", "doctor", "--json"], cwd=stack.ROOT, env=env,
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     report = json.loads(out.stdout)
     assert out.returncode == 0, [c for c in report["checks"] if c["status"] != "OK"]
     assert {c["check"] for c in report["checks"]} >= {"tls", "acl", "secrets", "backups", "jobs"}
+    assert any(c["check"] == "acl" and "generated by `ioc broker generate`" in c["detail"] for c in report["checks"])
