@@ -62,7 +62,7 @@ def _level(station: str, unit: str, at: datetime, lat: float, lon: float) -> Ale
 
 
 def _intrusion(camera: str, unit: str, at: datetime, lat: float, lon: float) -> AlertDraft:
-    return AlertDraft(kind="camera.intrusion", severity=Severity.SEVERE, title=f"Xâm nhập khu vực Sân trường – {camera}",
+    return AlertDraft(kind="camera.intrusion", severity=Severity.SEVERE, title=f"Xâm nhập Sân trường – {camera}",
                       at=at, unit_id=unit, dedup_key=f"{camera}:san-truong", lat=lat, lon=lon)  # fmt: skip
 
 
@@ -89,7 +89,8 @@ def test_water_levels_flood_reports_and_the_radio_warning_in_one_commune_are_one
         assert response.json()["unit_id"] == "tra-kot"
     with psycopg.connect(url) as conn, conn.transaction():
         broadcast_id = broadcasts.create(conn, title="Cảnh báo lũ khẩn cấp xã Trà Kót", text="Nước lũ đang lên.",
-                                         audio_id=None, targets={"unit_ids": ["tra-kot"], "cluster_ids": [], "polygon": None}, repeat=3, urgent=True,
+                                         audio_id=None, repeat=3, urgent=True,
+                                         targets={"unit_ids": ["tra-kot"], "cluster_ids": [], "polygon": None},
                                          requested_by="cap:test", policy=broadcasts.RadioPolicy(), now=now,
                                          source="cap", proposed=True)  # fmt: skip
     incident_id = _incident_of_alert(url, alert_ids[0])
@@ -175,7 +176,8 @@ def test_operators_merge_and_split_with_an_audit(app) -> None:
     new_id = _incident_of_alert(url, second)
     assert new_id not in (one, two)
     new = client.get(f"/api/incidents/{new_id}", headers=operator).json()
-    assert new["lead_unit_id"] == "tra-ka" and [e["action"] for e in new["timeline"] if e["source"] == "incident"][0] == "split_from"
+    assert new["lead_unit_id"] == "tra-ka"
+    assert [e["action"] for e in new["timeline"] if e["source"] == "incident"][0] == "split_from"
     # Every signal cannot leave; a signal of another incident cannot be split off.
     assert client.post(f"/api/incidents/{new_id}/actions", headers=operator,
                        json={"action": "split", "signals": [{"signal": "alert", "ref": second}]}).status_code == 409

@@ -116,7 +116,8 @@ def test_a_severe_alert_pages_the_officer_on_call_who_acknowledges_from_the_page
                                                   title="Xâm nhập trạm biến áp Trà Kót", at=now, unit_id="tra-kot",
                                                   dedup_key=f"oc-{secrets.token_hex(4)}")], now=now)  # fmt: skip
     push = _wait(lambda: PushReceiver.received, 15, "the push")[-1]["payload"]
-    assert push["type"] == "on_call" and push["alert_id"] == change.id and push["title"] == "Xâm nhập trạm biến áp Trà Kót"
+    assert push["type"] == "on_call" and push["alert_id"] == change.id
+    assert push["title"] == "Xâm nhập trạm biến áp Trà Kót"
     mail = _wait(lambda: [m for to, m in w.mailbox.messages if to == ["truc@trakot.example.vn"]], 15, "the e-mail")
     subject = message_from_bytes(mail[-1].as_bytes(), policy=email_policy.default)["Subject"]
     assert subject.strip() == "[Trực IOC] Xâm nhập trạm biến áp Trà Kót"  # every space kept
@@ -158,7 +159,8 @@ def test_escalation_pages_the_operator_on_call_and_says_when_nobody_is(world: Wo
     assert nobody and nobody[0]["data"]["role"] == "admin"
     # A commune officer does not read another commune's roster, nor the district's.
     _, kot = _user(w, "commune_officer", "tra-kot")
-    assert w.client.get("/api/on-call", headers=kot, params={"role": "commune_officer", "unit": "tra-son"}).status_code == 404
+    other = w.client.get("/api/on-call", headers=kot, params={"role": "commune_officer", "unit": "tra-son"})
+    assert other.status_code == 404
     assert w.client.get("/api/on-call", headers=kot, params={"role": "operator"}).status_code == 403
     refused = w.client.post("/api/on-call/overrides", headers=w.op, json={
         "role": "operator", "username": "nobody-here", "starts_at": "2026-12-24T17:00:00+07:00",

@@ -18,9 +18,13 @@ app = typer.Typer(help="Incidents: one case from many signals (docs/incidents.md
 
 @app.command("eval")
 def eval_cmd(
-    scenario: Annotated[Path | None, typer.Argument(help="Labelled scenario (YAML), e.g. tests/data/incidents-scenario.yaml")] = None,
+    scenario: Annotated[
+        Path | None, typer.Argument(help="Labelled scenario (YAML), e.g. tests/data/incidents-scenario.yaml")
+    ] = None,
     rules: Annotated[Path | None, typer.Option(help="Rules file; default: IOC_INCIDENT_RULES")] = None,
-    database: Annotated[bool, typer.Option("--database", help="Replay the alerts stored in IOC_DATABASE_URL (unlabelled)")] = False,
+    database: Annotated[
+        bool, typer.Option("--database", help="Replay the alerts stored in IOC_DATABASE_URL (unlabelled)")
+    ] = False,
     start: Annotated[datetime | None, typer.Option(help="With --database: from (ISO time)")] = None,
     end: Annotated[datetime | None, typer.Option(help="With --database: to (ISO time)")] = None,
 ) -> None:

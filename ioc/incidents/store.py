@@ -156,7 +156,8 @@ def _add_signal(conn: psycopg.Connection, incident_id: int, signal: Signal, *, t
         conn.execute("UPDATE incidents SET status = 'open' WHERE id = %s", (incident_id,))
         _event(conn, incident_id, now, "system", "reopened", note=title)
     _event(conn, incident_id, now, "system", "signal",
-           data={"signal": signal.kind, "ref": signal.ref, "topic": signal.topic, "title": title, "by": by})  # fmt: skip
+           data={"signal": signal.kind, "ref": signal.ref, "topic": signal.topic, "title": title,
+                 "by": by})  # fmt: skip
     _announce(conn, incident_id, "incident.updated", now)
 
 
@@ -225,7 +226,8 @@ STATUS_ACTIONS = {"resolve": "resolved", "close": "closed", "reopen": "open"}
 
 def _locked(conn: psycopg.Connection, incident_id: int) -> dict[str, Any]:
     cur = conn.execute(
-        "SELECT id, rule_id, status, lead_unit_id, helper_unit_ids, merged_into FROM incidents WHERE id = %s FOR UPDATE",
+        "SELECT id, rule_id, status, lead_unit_id, helper_unit_ids, merged_into FROM incidents"
+        " WHERE id = %s FOR UPDATE",
         (incident_id,),
     )
     row = cur.fetchone()

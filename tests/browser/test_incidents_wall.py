@@ -45,7 +45,8 @@ def test_the_wall_shows_an_incident_with_its_timeline_and_checklist(
 
     row = page.locator("#incident-queue li[data-incident-id]", has_text="Trà Giác").first
     row.wait_for(state="visible", timeout=15_000)
-    page.locator("#incident-queue li[data-incident-id] .alert-count", has_text="2 tín hiệu").first.wait_for(timeout=15_000)
+    counts = page.locator("#incident-queue li[data-incident-id] .alert-count", has_text="2 tín hiệu")
+    counts.first.wait_for(timeout=15_000)
     incident_id = row.get_attribute("data-incident-id")
     assert "Thiên tai" in row.inner_text()
 

@@ -209,7 +209,8 @@ def test_radio_panel_lists_each_commune_and_an_urgent_broadcast_needs_a_confirma
     if stop.count():  # still sending or playing: the operator can stop it from here
         stop.click()
         page.wait_for_selector("#broadcast-history h3[data-status=stopped]", timeout=15_000)
-        assert system.query("SELECT stopped_by FROM radio_broadcasts WHERE id = %s", (broadcast_id,))[0][0] == "operator1"
+        stopped = system.query("SELECT stopped_by FROM radio_broadcasts WHERE id = %s", (broadcast_id,))
+        assert stopped[0][0] == "operator1"
     # The history lists it; the dialog closes.
     page.click("#broadcast-history .dialog-actions button:first-child")
     page.wait_for_selector(f"#broadcast-history li[data-broadcast-id='{broadcast_id}']", timeout=10_000)
