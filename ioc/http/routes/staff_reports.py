@@ -22,7 +22,7 @@ from ioc.auth.principal import Principal
 from ioc.http.errors import Problem, problem_responses
 from ioc.http.state import AppState
 from ioc.reports import codes
-from ioc.reports.public import display_id
+from ioc.reports.public import display_id, parse_id
 from ioc.text import contains_pattern, nfc
 
 router = APIRouter(prefix="/api/reports", tags=["citizen reports (staff)"])
@@ -102,7 +102,8 @@ async def list_reports(
     principal: Caller,
     status: Annotated[str | None, Query(description="received, in_progress, resolved, closed, rejected, open")] = None,
     category: str | None = None,
-    q: Annotated[str | None, Query(max_length=200, description="Search the text; diacritics optional")] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Search the text (diacritics optional), or the "
+                                   "tracking code (PA-XXXX-XXXX) a citizen reads out, or the public id (YC-...)")] = None,
     before_id: Annotated[int | None, Query(description="Paging: the last id of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[ReportSummary]:
@@ -116,9 +117,21 @@ async def list_reports(
     if category:
         where.append("r.category = %s")
         params.append(category)
-    if q and (pattern := contains_pattern(q)):
-        where.append("r.description_search LIKE %s")
-        params.append(pattern)
+    if q:
+        # A citizen on the phone reads out their tracking code: staff find the report by it (within
+        # their own units, like any search), as by its public id or by words of its text.
+        matches = []
+        if pattern := contains_pattern(q):
+            matches.append("r.description_search LIKE %s")
+            params.append(pattern)
+        if code := codes.normalise(q):
+            matches.append("r.tracking_code = %s")
+            params.append(code)
+        if public := parse_id(q):
+            matches.append("r.public_id = %s")
+            params.append(public)
+        if matches:
+            where.append(f"({' OR '.join(matches)})")
     if before_id:
         where.append("r.id < %s")
         params.append(before_id)
