@@ -95,6 +95,10 @@ def _summary(row: tuple) -> dict[str, Any]:
     return item
 
 
+SEARCH_HELP = ("Search the text (diacritics optional), or the tracking code (PA-XXXX-XXXX) a citizen reads out, "
+               "or the public id (YC-XXXX-XXXX)")
+
+
 @router.get("", response_model=list[ReportSummary], summary="Reports, newest first",
             responses=problem_responses(401, 403))  # fmt: skip
 async def list_reports(
@@ -102,8 +106,7 @@ async def list_reports(
     principal: Caller,
     status: Annotated[str | None, Query(description="received, in_progress, resolved, closed, rejected, open")] = None,
     category: str | None = None,
-    q: Annotated[str | None, Query(max_length=200, description="Search the text (diacritics optional), or the "
-                                   "tracking code (PA-XXXX-XXXX) a citizen reads out, or the public id (YC-...)")] = None,
+    q: Annotated[str | None, Query(max_length=200, description=SEARCH_HELP)] = None,
     before_id: Annotated[int | None, Query(description="Paging: the last id of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[ReportSummary]:
