@@ -1,0 +1,127 @@
+"""Media work (photo and video checks, re-encoding, thumbnails) in a bounded pool of processes.
+
+Decoding a 40-megapixel PNG takes ~160 MB and re-encoding a 4K clip keeps a core busy for seconds.
+Done in the API process (threads), that memory stays with the process after the request (the
+allocator keeps it) and the work competes with every other request for the interpreter. Here:
+
+* ``workers`` processes (default: the CPU count, at most 4) at a lower priority (nice 10), so the
+  API's own requests are served first when the cores are busy;
+* a **queue limit**: at most ``queue`` jobs wait; beyond that :class:`MediaBusy` (503 with
+  Retry-After) instead of an unbounded backlog of uploads held in memory;
+* a **time limit** per job: a job over it is refused, and its pool's processes are killed and
+  replaced (a stuck decoder cannot be interrupted any other way);
+* workers are **recycled** after ``tasks_per_child`` jobs, so memory a decoder kept is returned;
+* the event loop only awaits: it never decodes.
+
+Processes start from a forkserver with the media modules preloaded: a new worker is a fork, not
+a fresh interpreter importing Pillow and OpenCV.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+from ioc.reports.media import MediaRefused
+
+log = logging.getLogger("ioc.reports.media_pool")
+T = TypeVar("T")
+
+PHOTO_TIMEOUT_S = 30.0
+VIDEO_TIMEOUT_S = 180.0
+
+
+class MediaBusy(RuntimeError):
+    """Too many media jobs waiting: try again shortly (503)."""
+
+
+def _lower_priority() -> None:
+    with contextlib.suppress(OSError):
+        os.nice(10)
+
+
+class MediaPool:
+    def __init__(self, workers: int | None = None, queue: int = 16, tasks_per_child: int = 25) -> None:
+        self.workers = workers or max(1, min(4, os.cpu_count() or 1))
+        self.queue = queue
+        self.tasks_per_child = tasks_per_child
+        self._pending = 0
+        self._executor: ProcessPoolExecutor | None = None
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["ioc.reports.media", "PIL.Image", "cv2"])
+            self._executor = ProcessPoolExecutor(
+                self.workers, mp_context=context, initializer=_lower_priority, max_tasks_per_child=self.tasks_per_child
+            )
+        return self._executor
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    async def run(self, fn: Callable[..., T], *args: Any, timeout_s: float) -> T:
+        """``fn(*args)`` in a worker; :class:`MediaBusy` when the queue is full, :class:`MediaRefused`
+        when it takes longer than ``timeout_s``."""
+        if self._pending >= self.workers + self.queue:
+            raise MediaBusy(f"{self._pending} media jobs in progress or waiting")
+        self._pending += 1
+        try:
+            future = asyncio.get_running_loop().run_in_executor(self._pool(), fn, *args)
+            try:
+                return await asyncio.wait_for(future, timeout_s)
+            except TimeoutError as exc:
+                self._kill()
+                raise MediaRefused(f"xử lý tệp quá {timeout_s:.0f} giây (processing took too long)") from exc
+            except BrokenProcessPool as exc:  # a worker died (killed above, or out of memory)
+                self._kill()
+                raise MediaBusy("a media worker stopped; try again") from exc
+        finally:
+            self._pending -= 1
+
+    def _kill(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        processes = list(getattr(executor, "_processes", {}).values())  # no public way to stop a running job
+        for process in processes:
+            with contextlib.suppress(Exception):
+                process.kill()
+        executor.shutdown(wait=False, cancel_futures=True)
+        log.warning("media pool restarted: a job ran past its time limit or a worker died")
+
+    def worker_pids(self) -> list[int]:
+        executor = self._executor
+        return [p.pid for p in getattr(executor, "_processes", {}).values()] if executor else []
+
+    def shutdown(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+
+def media_pool(app: Any) -> MediaPool:
+    """The app's pool, made on first use (an app that never receives media starts no process)."""
+    pool = getattr(app.state, "media_pool", None)
+    if pool is None:
+        settings = app.state.ioc.settings
+        pool = MediaPool(
+            workers=getattr(settings, "media_workers", None) or None, queue=getattr(settings, "media_queue", 16)
+        )
+        app.state.media_pool = pool
+    return pool
+
+
+def shutdown_media_pool(app: Any) -> None:
+    pool = getattr(app.state, "media_pool", None)
+    if pool is not None:
+        pool.shutdown()
+        app.state.media_pool = None
