@@ -170,10 +170,10 @@ def body_limit(method: str, path: str) -> int:
     return 1 * MB
 
 
-class BodyTooLarge(Exception):
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"the body is larger than {limit} bytes")
-        self.limit = limit
+@dataclass
+class _Exchange:
+    started: bool = False  # the app began its response
+    answered: bool = False  # the guard answered (413) in its place
 
 
 #: Called with the ASGI scope before the body is read; returns a refusal (e.g. 429) or None.
@@ -203,6 +203,7 @@ class RequestGuard:
             return
         method, path = scope["method"], scope["path"]
         limit = body_limit(method, path)
+        state = _Exchange()
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None:
@@ -219,9 +220,8 @@ class RequestGuard:
             "+json"
         )
         if inspect and method in ("POST", "PUT", "PATCH", "DELETE"):
-            try:
-                body = await _read_all(receive, limit)
-            except BodyTooLarge:
+            body = await _read_all(receive, limit)
+            if body is None:
                 await _answer(scope, send, _too_large(limit, None))
                 return
             refusal = check_body(content_type, body)
@@ -230,21 +230,42 @@ class RequestGuard:
                 return
             receive = _replay(body, receive)
         else:
-            receive = _counting(receive, limit)
-        started = False
+            receive = self._counting(scope, receive, send, limit, state)
 
         async def tracking_send(message: dict[str, Any]) -> None:
-            nonlocal started
+            if state.answered:
+                return  # the 413 went out: whatever the app makes of the cut body is dropped
             if message["type"] == "http.response.start":
-                started = True
+                state.started = True
             await send(message)
 
         try:
             await self.app(scope, receive, tracking_send)
-        except BodyTooLarge:
-            if started:
+        except Exception:
+            if not state.answered:
                 raise
-            await _answer(scope, send, _too_large(limit, None))
+
+    @staticmethod
+    def _counting(scope: Scope, receive: Receive, send: Send, limit: int, state: _Exchange) -> Receive:
+        """Count the body as it streams in; past ``limit`` answer 413 at once and tell the app the
+        client went away (an exception raised here would reach the app wrapped, as a 400 or 500)."""
+        size = 0
+
+        async def counting() -> dict[str, Any]:
+            nonlocal size
+            if state.answered:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                size += len(message.get("body", b""))
+                if size > limit:
+                    if not state.started:
+                        state.answered = True
+                        await _answer(scope, send, _too_large(limit, None))
+                    return {"type": "http.disconnect"}
+            return message
+
+        return counting
 
     def _before_body(self, scope: Scope) -> Refusal | None:
         path = scope["path"]
@@ -294,7 +315,8 @@ def _too_large(limit: int, declared: int | None) -> Refusal:
     )
 
 
-async def _read_all(receive: Receive, limit: int) -> bytes:
+async def _read_all(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it passes ``limit``."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -304,7 +326,7 @@ async def _read_all(receive: Receive, limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise BodyTooLarge(limit)
+            return None
         chunks.append(chunk)
         if not message.get("more_body"):
             break
@@ -322,21 +344,6 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replay
-
-
-def _counting(receive: Receive, limit: int) -> Receive:
-    size = 0
-
-    async def counting() -> dict[str, Any]:
-        nonlocal size
-        message = await receive()
-        if message["type"] == "http.request":
-            size += len(message.get("body", b""))
-            if size > limit:
-                raise BodyTooLarge(limit)
-        return message
-
-    return counting
 
 
 async def _answer(scope: Scope, send: Send, refusal: Refusal) -> None:

@@ -219,7 +219,7 @@ async def list_alerts(
 async def alert_changes(
     request: Request,
     principal: Caller,
-    since: Annotated[int, Query(ge=0)] = 0,
+    since: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> Changes:
     _require_staff(principal)
