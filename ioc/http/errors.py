@@ -299,7 +299,9 @@ class ValidationErrorItem(BaseModel):
 
 
 class ValidationProblemDetails(ProblemDetails):
-    errors: list[ValidationErrorItem]
+    errors: list[ValidationErrorItem] = Field(
+        default_factory=list, description="One entry per problem; absent when the detail says it all."
+    )
 
 
 _EXAMPLES: dict[int, tuple[str, str]] = {
@@ -376,10 +378,11 @@ def document_problems_in_openapi(app: FastAPI) -> None:
                 for name, sub in model_schema.pop("$defs", {}).items():
                     components.setdefault(name, sub)
                 components[model.__name__] = model_schema
-        for path_item in schema.get("paths", {}).values():
+        for path, path_item in schema.get("paths", {}).items():
             for operation in path_item.values():
                 if not isinstance(operation, dict):
                     continue
+                _document_common_statuses(path, operation)
                 for status, response in operation.get("responses", {}).items():
                     if status.isdigit() and int(status) >= 400:
                         _move_to_problem_json(response)
@@ -390,6 +393,50 @@ def document_problems_in_openapi(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _problem_response(status: int) -> dict[str, Any]:
+    documented = problem_responses(status)[status]
+    schema_name = documented["model"].__name__
+    return {"description": documented["description"],
+            "content": {PROBLEM_JSON: {"schema": {"$ref": f"#/components/schemas/{schema_name}"},
+                                       "example": documented["content"][PROBLEM_JSON]["example"]}}}  # fmt: skip
+
+
+OPEN311_ERROR = {
+    "type": "array",
+    "items": {"type": "object", "required": ["code", "description"],
+              "properties": {"code": {"type": "integer"}, "description": {"type": "string"}}},
+}  # fmt: skip
+
+
+def _document_common_statuses(path: str, operation: dict[str, Any]) -> None:
+    """Statuses any route may answer without its own code saying so: the request guard's (422 for
+    a bad query, 413 for a body over the limit, 503 while the database is away), the access
+    dependencies' (401, 403 on routes with a security requirement), 404 for unknown ids in the
+    path. Open311 routes answer their errors in the GeoReport v2 format instead of problem+json."""
+    responses = operation.setdefault("responses", {})
+    wanted = {422, 503}
+    if "requestBody" in operation:
+        wanted.add(413)
+    if operation.get("security"):
+        wanted |= {401, 403}
+    if "{" in path:
+        wanted |= {400, 404}  # 400: the guard refuses control characters in the path
+    if path in ("/healthz", "/metrics", "/openapi.json"):
+        wanted = set()
+    if path.startswith("/open311/"):
+        for status in sorted(wanted | {400, 403, 404, 429}):
+            response = responses.setdefault(str(status), _problem_response(status))
+            if status in (400, 403, 404, 429):  # the routes' own errors: GeoReport v2 lists
+                response["description"] = _phrase(status) + " (GeoReport v2 error list; problem+json from the guard)"
+                response.setdefault("content", {}).update({
+                    "application/json": {"schema": OPEN311_ERROR, "example": [{"code": status, "description": "..."}]},
+                    "text/xml": {"schema": {"type": "string"}},
+                })  # fmt: skip
+        return
+    for status in sorted(wanted):
+        responses.setdefault(str(status), _problem_response(status))
 
 
 _PROBLEM_SCHEMAS = ("/ProblemDetails", "/ValidationProblemDetails", "/HTTPValidationError")

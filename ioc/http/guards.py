@@ -24,7 +24,7 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote_to_bytes
+from urllib.parse import quote, unquote_to_bytes
 
 from fastapi.encoders import jsonable_encoder
 
@@ -346,6 +346,12 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
+def _instance(scope: Scope) -> str:
+    """The request path as it was sent (percent-encoded): control characters are never echoed."""
+    raw = scope.get("raw_path")
+    return raw.decode("latin-1") if raw else quote(scope.get("path", ""), safe="/")
+
+
 async def _answer(scope: Scope, send: Send, refusal: Refusal) -> None:
     extensions: dict[str, Any] = {}
     if refusal.errors:
@@ -356,7 +362,7 @@ async def _answer(scope: Scope, send: Send, refusal: Refusal) -> None:
         status=refusal.status,
         title=PROBLEM_TYPES[refusal.slug],
         detail=refusal.detail,
-        instance=scope.get("path", ""),
+        instance=_instance(scope),
         type_=problem_type(refusal.slug),
         **extensions,
     )
@@ -387,7 +393,7 @@ async def _deny_websocket(scope: Scope, receive: Receive, send: Send) -> None:
             status=503,
             title=PROBLEM_TYPES[refusal.slug],
             detail=refusal.detail,
-            instance=scope.get("path", ""),
+            instance=_instance(scope),
             type_=problem_type(refusal.slug),
             retry_after_s=5,
         )
