@@ -4,7 +4,7 @@ Hypothesis), against the real app and a real PostgreSQL.
 Every operation gets generated requests, valid and invalid, each sent anonymously and with every
 role (the four staff roles with a bearer token, the two API-key roles). Every answer must be: not a
 5xx; a status the OpenAPI lists for the operation; of a documented content type; matching the
-documented schema. The run is bounded (``IOC_PROPERTY_EXAMPLES`` examples per operation, 3 by
+documented schema. The run is bounded (``IOC_PROPERTY_EXAMPLES`` examples per operation, 8 by
 default: about two minutes on two cores); raise it for a longer hunt.
 
 A few operations would end the run's own sessions (log out, change the callers' passwords, disable
@@ -23,6 +23,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import checks as st_checks
+from served import ServedApp
 from staff import PASSWORD, app_settings
 
 from ioc.auth import repository
@@ -30,7 +31,7 @@ from ioc.auth.tokens import new_api_key
 from ioc.district.bootstrap import load_district_into
 from ioc.http.app import create_app
 
-EXAMPLES = int(os.environ.get("IOC_PROPERTY_EXAMPLES", "3"))
+EXAMPLES = int(os.environ.get("IOC_PROPERTY_EXAMPLES", "8"))
 USER_ROLES = ("admin", "operator", "leader", "commune_officer")
 KEY_ROLES = ("device", "integration")
 #: (method, path) sent only anonymously: with a role they would end the run's own sessions.
@@ -49,40 +50,6 @@ CHECKS = [
     st_checks.content_type_conformance,
     st_checks.response_schema_conformance,
 ]
-
-class ServedApp:
-    """The app under uvicorn on a free loopback port, in a thread: requests go over real HTTP."""
-
-    def __init__(self, app: Any) -> None:
-        import threading
-
-        import uvicorn
-
-        from ioc.embedded.broker import free_port
-
-        self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> ServedApp:
-        import time
-
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the API did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
 
 @pytest.fixture(scope="module")
 def world(database_factory: Callable[..., str], mqtt_url: str, tmp_path_factory: pytest.TempPathFactory):
