@@ -110,6 +110,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         app.state.db_watch = DatabaseWatch(settings.database_url, app.state.hub)
         await app.state.db_watch.check()  # known before the first request: down at start answers 503 too
+        from ioc.reports.media_pool import media_pool
+
+        media_pool(app).warm()
         tasks = [
             asyncio.create_task(app.state.db_watch.run_forever()),
             asyncio.create_task(_maintain_forever(state)),

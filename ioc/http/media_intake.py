@@ -9,13 +9,23 @@ record is not stored (nothing half-stored: the files go unless another record ho
 from __future__ import annotations
 
 import asyncio
+import secrets
 from pathlib import Path
 from typing import Any
 
 from fastapi import Request
+from starlette.datastructures import UploadFile
 
 from ioc.http.errors import Problem
-from ioc.reports.media import MediaRefused, StoredPhoto, StoredVideo, prepare_photo, prepare_video
+from ioc.reports.media import (
+    MAX_BYTES,
+    MAX_VIDEO_BYTES,
+    MediaRefused,
+    StoredPhoto,
+    StoredVideo,
+    prepare_photo,
+    prepare_video,
+)
 from ioc.reports.media_pool import PHOTO_TIMEOUT_S, VIDEO_TIMEOUT_S, MediaBusy, media_pool
 from ioc.reports.mediarefs import discard_parts, hold, place, release
 
@@ -26,10 +36,29 @@ def media_root(request: Request) -> Path:
     return Path(request.app.state.ioc.settings.var_dir) / "media"
 
 
-async def prepare(request: Request, data: bytes, what: str, *, video: bool = False) -> Stored:
-    """Check and encode ``data`` in a worker process; ``what`` names the file in a refusal."""
+def _spool(upload: UploadFile, target: Path, limit: int) -> Path:
+    """Copy the upload to ``target`` in 1 MB pieces, at most ``limit`` + 1 bytes: the API process
+    never holds a whole file; the worker reads it from disk."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    upload.file.seek(0)
+    copied = 0
+    with target.open("wb") as out:
+        while copied <= limit and (chunk := upload.file.read(min(1 << 20, limit + 1 - copied))):
+            out.write(chunk)
+            copied += len(chunk)
+    return target
+
+
+async def prepare(request: Request, data: bytes | UploadFile, what: str, *, video: bool = False) -> Stored:
+    """Check and encode ``data`` (bytes or an upload) in a worker process; ``what`` names the file
+    in a refusal."""
     pool = media_pool(request.app)
+    spooled: Path | None = None
     try:
+        if isinstance(data, UploadFile):
+            limit = MAX_VIDEO_BYTES if video else MAX_BYTES
+            spooled = media_root(request) / "tmp" / f"{secrets.token_hex(12)}.upload"
+            data = await asyncio.to_thread(_spool, data, spooled, limit)
         if video:
             return await pool.run(prepare_video, data, media_root(request), timeout_s=VIDEO_TIMEOUT_S)
         return await pool.run(prepare_photo, data, media_root(request), timeout_s=PHOTO_TIMEOUT_S)
@@ -50,6 +79,9 @@ async def prepare(request: Request, data: bytes, what: str, *, video: bool = Fal
             headers={"Retry-After": "10"},
             retry_after_s=10,
         ) from exc
+    finally:
+        if spooled is not None:
+            spooled.unlink(missing_ok=True)
 
 
 async def keep(request: Request, items: list[Stored]) -> None:

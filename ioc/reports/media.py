@@ -116,8 +116,17 @@ def store_photo(data: bytes, media_root: Path) -> StoredPhoto:
     return photo
 
 
-def prepare_photo(data: bytes, media_root: Path) -> StoredPhoto:
-    """Validate ``data`` and write a clean copy and a thumbnail as partial files; raise :class:`MediaRefused`."""
+def _size(source: bytes | Path) -> int:
+    return source.stat().st_size if isinstance(source, Path) else len(source)
+
+
+def prepare_photo(source: bytes | Path, media_root: Path) -> StoredPhoto:
+    """Validate the photo (bytes, or a file the upload was spooled to) and write a clean copy and a
+    thumbnail as partial files; raise :class:`MediaRefused`."""
+    if _size(source) > MAX_BYTES:
+        size = _size(source)
+        raise MediaRefused(f"ảnh quá lớn: {size / 1e6:.1f} MB, tối đa {MAX_BYTES / 1e6:.0f} MB (photo too large)")
+    data = source.read_bytes() if isinstance(source, Path) else source
     if len(data) > MAX_BYTES:
         raise MediaRefused(f"ảnh quá lớn: {len(data) / 1e6:.1f} MB, tối đa {MAX_BYTES / 1e6:.0f} MB "
                            f"(photo too large)")  # fmt: skip
@@ -144,8 +153,8 @@ def prepare_photo(data: bytes, media_root: Path) -> StoredPhoto:
             if fmt == "JPEG":  # decode at 1/2, 1/4 or 1/8 scale when the stored copy is smaller anyway
                 image.draft("RGB", (STORE_MAX_PX, STORE_MAX_PX))
             image.load()  # full decode: truncated or corrupt data fails here
-            upright = ImageOps.exif_transpose(image)
-            upright.thumbnail((STORE_MAX_PX, STORE_MAX_PX))  # shrink before copying the pixels
+            image.thumbnail((STORE_MAX_PX, STORE_MAX_PX))  # in place: the full-size pixels go at once
+            upright = ImageOps.exif_transpose(image)  # on the small copy (orientation from the EXIF read above)
             clean = Image.frombytes(upright.mode, upright.size, upright.tobytes())  # pixels only, no metadata
             del upright
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
@@ -208,7 +217,7 @@ def store_video(data: bytes, media_root: Path) -> StoredVideo:
     return video
 
 
-def prepare_video(data: bytes, media_root: Path) -> StoredVideo:
+def prepare_video(data: bytes | Path, media_root: Path) -> StoredVideo:
     """Validate a short MP4/WebM clip and store a re-encoded copy (no metadata) and a thumbnail.
 
     The clip is recognised by its container's magic bytes, opened with OpenCV's FFmpeg backend, and
@@ -220,15 +229,22 @@ def prepare_video(data: bytes, media_root: Path) -> StoredVideo:
 
     import cv2
 
-    if len(data) > MAX_VIDEO_BYTES:
-        raise MediaRefused(f"video quá lớn: {len(data) / 1e6:.1f} MB, tối đa {MAX_VIDEO_BYTES / 1e6:.0f} MB "
+    if _size(data) > MAX_VIDEO_BYTES:
+        raise MediaRefused(f"video quá lớn: {_size(data) / 1e6:.1f} MB, tối đa {MAX_VIDEO_BYTES / 1e6:.0f} MB "
                            "(video too large)")  # fmt: skip
+    spooled = data if isinstance(data, Path) else None
+    if spooled is not None:
+        with spooled.open("rb") as head:
+            data = head.read(16)
     kind = _video_kind(data)
     if kind is None:
         raise MediaRefused("không phải video MP4 hoặc WebM (not an MP4 or WebM video)")
     with tempfile.TemporaryDirectory(prefix="ioc-video-") as tmp:
         source = Path(tmp) / f"in.{kind}"
-        source.write_bytes(data)
+        if spooled is not None:
+            source.symlink_to(spooled.resolve())  # the container type from the name, the bytes from the spool
+        else:
+            source.write_bytes(data)
         capture = cv2.VideoCapture(str(source), cv2.CAP_FFMPEG)
         try:
             if not capture.isOpened():

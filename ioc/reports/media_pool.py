@@ -47,6 +47,10 @@ def _lower_priority() -> None:
         os.nice(10)
 
 
+def _ready() -> bool:
+    return True
+
+
 class MediaPool:
     def __init__(self, workers: int | None = None, queue: int = 16, tasks_per_child: int = 25) -> None:
         self.workers = workers or max(1, min(4, os.cpu_count() or 1))
@@ -63,6 +67,12 @@ class MediaPool:
                 self.workers, mp_context=context, initializer=_lower_priority, max_tasks_per_child=self.tasks_per_child
             )
         return self._executor
+
+    def warm(self) -> None:
+        """Start the forkserver and the workers now (in the background), so the first upload after
+        a start does not wait for them."""
+        for _ in range(self.workers):
+            self._pool().submit(_ready)
 
     @property
     def pending(self) -> int:

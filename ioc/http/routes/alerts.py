@@ -358,14 +358,13 @@ async def upload_alert_photo(request: Request, principal: Caller, alert_id: int,
                              photo: Annotated[UploadFile, File()]) -> dict[str, str]:  # fmt: skip
     _require_staff(principal)
     from ioc.http import media_intake
-    from ioc.reports.media import MAX_BYTES
 
     def check() -> None:
         with _state(request).pool.connection() as conn:
             _load_visible(conn, alert_id, principal)
 
     await asyncio.to_thread(check)
-    stored = await media_intake.prepare(request, await photo.read(MAX_BYTES + 1), f"photo ({photo.filename})")
+    stored = await media_intake.prepare(request, photo, f"photo ({photo.filename})")
     try:  # the staff member's reference is never given back: the audit trail keeps the photo
         await media_intake.keep(request, [stored])
     except BaseException:

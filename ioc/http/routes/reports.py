@@ -21,7 +21,7 @@ from ioc.http.errors import Problem, problem_responses
 from ioc.http.guards import Refusal, bad_character
 from ioc.http.state import AppState
 from ioc.reports import codes, idempotency
-from ioc.reports.media import MAX_BYTES, MAX_VIDEO_BYTES, StoredPhoto, StoredVideo
+from ioc.reports.media import StoredPhoto, StoredVideo
 from ioc.reports.service import Category, Submission, UnknownCategory, public_view, submit
 
 router = APIRouter(prefix="/api/public", tags=["citizen reports"])
@@ -179,13 +179,9 @@ async def send_report(
     videos: list[StoredVideo] = []
     try:
         for index, upload in enumerate(photos):
-            data = await upload.read(MAX_BYTES + 1)
-            stored.append(await media_intake.prepare(request, data, f"photos ảnh {index + 1} ({upload.filename})"))
-            del data
+            stored.append(await media_intake.prepare(request, upload, f"photos ảnh {index + 1} ({upload.filename})"))
         if video is not None and video.filename:
-            data = await video.read(MAX_VIDEO_BYTES + 1)
-            videos.append(await media_intake.prepare(request, data, f"video ({video.filename})", video=True))
-            del data
+            videos.append(await media_intake.prepare(request, video, f"video ({video.filename})", video=True))
         await media_intake.keep(request, [*stored, *videos])
     except BaseException:
         media_intake.discard_unkept([*stored, *videos])
@@ -336,7 +332,7 @@ async def reopen_report(
     _limit(request, "submit", _submit_policy(request))
     _check_text(text=text)
     code = _code(tracking_code)
-    stored = await media_intake.prepare(request, await photo.read(MAX_BYTES + 1), f"photo ({photo.filename})")
+    stored = await media_intake.prepare(request, photo, f"photo ({photo.filename})")
     try:
         await media_intake.keep(request, [stored])
     except BaseException:
