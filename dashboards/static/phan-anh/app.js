@@ -244,6 +244,7 @@ async function send(event) {
   }
 }
 
+// A photo upload on a slow mobile link can take a while; `data-send-timeout-ms` on <body> overrides.
 const SEND_TIMEOUT_MS = 30_000;
 const SEND_RETRIES = 3;
 
@@ -252,7 +253,8 @@ async function sendWithRetries(data, key, onRetry) {
   for (let attempt = 0; ; attempt += 1) {
     try {
       return await api("/api/public/reports", {
-        method: "POST", form: data, auth: false, timeoutMs: SEND_TIMEOUT_MS, headers: { "Idempotency-Key": key },
+        method: "POST", form: data, auth: false, headers: { "Idempotency-Key": key },
+        timeoutMs: Number(document.body.dataset.sendTimeoutMs) || SEND_TIMEOUT_MS,
       });
     } catch (err) {
       const transient = err.status === 0 || err.status === 502 || err.status === 503 || err.status === 504;
