@@ -38,14 +38,14 @@ KB = 1024
 MB = 1024 * 1024
 
 #: (method or "*", path regex, limit in bytes): the first match wins. A report carries up to five
-#: photos of 10 MB and one 50 MB video; an audio file for the radio is up to 20 MB; a CAP document is
+#: photos of 10 MB and one 50 MB video; a radio recording up to IOC_RADIO_MAX_AUDIO_BYTES; a CAP document is
 #: 512 KB; everything else is a small JSON or form body.
-BODY_LIMITS: tuple[tuple[str, str, int], ...] = (
+BODY_LIMITS: tuple[tuple[str, str, int | Callable[[Any], int]], ...] = (
     ("POST", r"/api/public/reports", 5 * 10 * MB + 50 * MB + 1 * MB),
     ("POST", r"/api/public/reports/[^/]+/reopen", 10 * MB + 64 * KB),
     ("POST", r"/api/alerts/[^/]+/photos", 10 * MB + 64 * KB),
     ("POST", r"/open311/v2/requests\.[a-z]+", 10 * MB + 64 * KB),
-    ("POST", r"/api/radio/audio", 20 * MB + 64 * KB),
+    ("POST", r"/api/radio/audio", lambda settings: settings.radio_max_audio_bytes + 64 * KB),
     ("POST", r"/api/cap", 512 * KB + 4 * KB),
     ("*", r".*", 1 * MB),
 )
@@ -163,9 +163,12 @@ def check_body(content_type: str, body: bytes) -> Refusal | None:
     return Refusal(422, "validation-error", summary, errors)
 
 
-def body_limit(method: str, path: str) -> int:
+def body_limit(method: str, path: str, settings: Any = None) -> int:
+    """The route's limit; a limit that follows a setting (radio recordings) is read from ``settings``."""
     for rule_method, pattern, limit in BODY_LIMITS:
         if rule_method in ("*", method) and re.fullmatch(pattern, path):
+            if callable(limit):
+                return limit(settings) if settings is not None else 64 * MB
             return limit
     return 1 * MB
 
@@ -202,7 +205,8 @@ class RequestGuard:
             await _answer(scope, send, refusal)
             return
         method, path = scope["method"], scope["path"]
-        limit = body_limit(method, path)
+        app_state = getattr(scope.get("app"), "state", None)
+        limit = body_limit(method, path, getattr(getattr(app_state, "ioc", None), "settings", None))
         state = _Exchange()
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")

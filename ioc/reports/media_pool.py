@@ -4,7 +4,7 @@ Decoding a 40-megapixel PNG takes ~160 MB and re-encoding a 4K clip keeps a core
 Done in the API process (threads), that memory stays with the process after the request (the
 allocator keeps it) and the work competes with every other request for the interpreter. Here:
 
-* ``workers`` processes (default: the CPU count, at most 4) at a lower priority (nice 10), so the
+* ``workers`` processes (default: one fewer than the CPUs, at least 1, at most 4) at a lower priority (nice 10), so the
   API's own requests are served first when the cores are busy;
 * a **queue limit**: at most ``queue`` jobs wait; beyond that :class:`MediaBusy` (503 with
   Retry-After) instead of an unbounded backlog of uploads held in memory;
@@ -82,8 +82,10 @@ def _ready() -> bool:
 
 
 class MediaPool:
-    def __init__(self, workers: int | None = None, queue: int = 16, tasks_per_child: int = 25) -> None:
-        self.workers = workers or max(1, min(4, os.cpu_count() or 1))
+    def __init__(self, workers: int | None = None, queue: int = 64, tasks_per_child: int = 25) -> None:
+        # One core is left to the API process itself (event loop, database calls): reads stay fast
+        # while media work saturates the rest.
+        self.workers = workers or max(1, min(4, (os.cpu_count() or 2) - 1))
         self.queue = queue
         self.tasks_per_child = tasks_per_child
         self._pending = 0
@@ -157,9 +159,7 @@ def media_pool(app: Any) -> MediaPool:
     pool = getattr(app.state, "media_pool", None)
     if pool is None:
         settings = app.state.ioc.settings
-        pool = MediaPool(
-            workers=getattr(settings, "media_workers", None) or None, queue=getattr(settings, "media_queue", 16)
-        )
+        pool = MediaPool(workers=settings.media_workers or None, queue=settings.media_queue)
         app.state.media_pool = pool
     return pool
 
