@@ -436,7 +436,11 @@ def _document_common_statuses(path: str, operation: dict[str, Any]) -> None:
                 })  # fmt: skip
         return
     for status in sorted(wanted):
-        responses.setdefault(str(status), _problem_response(status))
+        response = responses.setdefault(str(status), _problem_response(status))
+        # A route with its own body for this status (readiness) may still get the guard's problem+json.
+        content = response.setdefault("content", {})
+        if PROBLEM_JSON not in content and status in (413, 422, 503):
+            content[PROBLEM_JSON] = _problem_response(status)["content"][PROBLEM_JSON]
 
 
 _PROBLEM_SCHEMAS = ("/ProblemDetails", "/ValidationProblemDetails", "/HTTPValidationError")
