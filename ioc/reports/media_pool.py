@@ -14,7 +14,7 @@ allocator keeps it) and the work competes with every other request for the inter
 * the event loop only awaits: it never decodes.
 
 Processes start from a forkserver with the media modules preloaded: a new worker is a fork, not
-a fresh interpreter importing Pillow and OpenCV.
+a fresh interpreter importing Pillow.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ class MediaPool:
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["ioc.reports.media", "PIL.Image", "cv2"])
+            context.set_forkserver_preload(["ioc.reports.media", "PIL.Image"])  # OpenCV: on a first video
             self._executor = ProcessPoolExecutor(
                 self.workers, mp_context=context, initializer=_start_worker, max_tasks_per_child=self.tasks_per_child
             )
