@@ -158,6 +158,7 @@ CASES = [
          kwargs={"json": {"action": "comment", "note": "x", "photo_ref": "../../etc/passwd"}}),
     Case("broadcast to an unknown unit", "POST", "/api/radio/broadcasts", "unit",
          kwargs={"json": {"title": "Thử", "text": "Thử loa", "unit_ids": ["no-such-commune"]}}),
+    Case("speech of a lone full stop", "POST", "/api/radio/tts", "#/text", kwargs={"json": {"text": "."}}),
     Case("speech with NUL", "POST", "/api/radio/tts", "#/text", kwargs={"json": {"text": "xin\u0000chào"}}),
     Case("mention with NUL", "POST", "/api/sectors/mentions", "#/title",
          kwargs={"json": {"source": "báo", "url": "https://a.example/x", "published_at": "2026-10-01T00:00:00+07:00",

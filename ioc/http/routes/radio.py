@@ -273,12 +273,16 @@ def _speech(request: Request, principal: Principal, text: str, title: str | None
         data = _synthesize(request, text)
     except content.TtsUnavailable as exc:
         raise Problem(422, "validation-error", f"không đọc được văn bản ({exc})") from None
-    with _conn(request) as conn:
-        stored = content.store_audio(
-            conn, Path(settings.var_dir) / "media", data, title=nfc(title or text[:80]),
-            created_by=principal.username, max_bytes=settings.radio_max_audio_bytes,
-            max_duration_s=settings.radio_max_audio_s, source="tts", text=text,
-        )  # fmt: skip
+    try:
+        with _conn(request) as conn:
+            stored = content.store_audio(
+                conn, Path(settings.var_dir) / "media", data, title=nfc(title or text[:80]),
+                created_by=principal.username, max_bytes=settings.radio_max_audio_bytes,
+                max_duration_s=settings.radio_max_audio_s, source="tts", text=text,
+            )  # fmt: skip
+    except content.AudioRefused as exc:  # e.g. "." reads as a silence too short to broadcast
+        raise Problem(422, "validation-error", f"không đọc được văn bản ({exc})",
+                      errors=[{"detail": str(exc), "location": "body", "pointer": "#/text"}]) from None  # fmt: skip
     return Audio(id=stored.id, sha256=stored.sha256, duration_s=stored.duration_s, sample_rate=stored.sample_rate,
                  format=stored.format, created=stored.created)  # fmt: skip
 
