@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     public_submit_per_min: float = Field(
         default=1.0, gt=0, description="Then this many submissions a minute per client address (429 beyond)."
     )
+    media_workers: int = Field(
+        default=0, ge=0, le=64, description="Processes for photo and video work (0: one fewer than the CPUs, 1 to 4)."
+    )
+    media_queue: int = Field(
+        default=64, ge=1, description="Media jobs that may wait for a worker; beyond that uploads get 503 (retry)."
+    )
     alert_rules: Path | None = Field(
         default=PROJECT_ROOT / "config" / "alert-rules.yaml",
         description="Alert rules and escalation ladders (docs/alerts.md); empty: the ingest workers raise no alerts.",

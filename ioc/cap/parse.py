@@ -74,8 +74,22 @@ def _area(node: etree._Element, path: str, problems: list[CapProblem]) -> Area:
     return Area(_text(node, "areaDesc") or "", polygons, circles, geocodes)
 
 
+# Longest accepted text per element (CAP 1.2 §3.2.2 asks headlines to stay under 160 characters):
+# a title travels in live events, which PostgreSQL's NOTIFY caps at 8000 bytes.
+MAX_CHARS = {"headline": 500, "event": 200, "senderName": 200, "areaDesc": 2000}
+
+
+def _lengths(node: etree._Element, path: str, problems: list[CapProblem]) -> None:
+    for name, limit in MAX_CHARS.items():
+        for child in node.iter(_q(name)):
+            if child.text and len(child.text) > limit:
+                problems.append(CapProblem(f"{path}/{name}: {len(child.text)} characters; at most {limit}",
+                                           child.sourceline))  # fmt: skip
+
+
 def _info(node: etree._Element, index: int, problems: list[CapProblem]) -> Info:
     path = f"/alert/info[{index}]"
+    _lengths(node, path, problems)
     expires_text = _text(node, "expires")
     areas = [_area(a, f"{path}/area[{i + 1}]", problems) for i, a in enumerate(node.findall(_q("area")))]
     return Info(

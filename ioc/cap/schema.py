@@ -57,9 +57,15 @@ def parse_document(data: bytes) -> etree._Element:
     if b"<!DOCTYPE" in data[:2048] or b"<!ENTITY" in data:
         raise CapError([CapProblem("DOCTYPE and entity declarations are not allowed in CAP documents")])
     try:
-        return etree.fromstring(data, parser=_safe_parser())
+        root = etree.fromstring(data, parser=_safe_parser())
     except etree.XMLSyntaxError as exc:
         return _raise_syntax(exc)
+    except ValueError as exc:  # e.g. an encoding declaration lxml refuses
+        raise CapError([CapProblem(f"not well-formed XML: {exc}")]) from exc
+    # The byte check above misses UTF-16 documents: the parsed tree tells for any encoding.
+    if root.getroottree().docinfo.internalDTD is not None or root.getroottree().docinfo.doctype:
+        raise CapError([CapProblem("DOCTYPE and entity declarations are not allowed in CAP documents")])
+    return root
 
 
 def _raise_syntax(exc: etree.XMLSyntaxError) -> etree._Element:
@@ -69,8 +75,11 @@ def _raise_syntax(exc: etree.XMLSyntaxError) -> etree._Element:
 def schema_problems(root: etree._Element) -> list[CapProblem]:
     """Every violation of the CAP 1.2 schema in ``root`` (empty: valid)."""
     schema = cap_schema()
-    if schema.validate(root):
-        return []
+    try:
+        if schema.validate(root):
+            return []
+    except etree.XMLSchemaValidateError as exc:  # unresolved entity references and the like
+        return [CapProblem(f"the document cannot be validated: {exc}")]
     return [CapProblem(_tidy(e.message), e.line, e.path) for e in schema.error_log]
 
 

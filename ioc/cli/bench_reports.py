@@ -1,15 +1,23 @@
-"""``ioc bench reports``: citizen report submissions with a photo, against a bare upload endpoint.
+"""``ioc bench reports``: citizen report submissions with a photo, against two baselines.
 
 Two HTTP servers run side by side in the same run, each its own uvicorn process: ``ioc serve``
-(fresh database with the sample district) and a bare FastAPI app whose endpoint only receives the
-same multipart body and answers 201. C client threads post N reports, each with a JPEG of about
-M MB, to each in turn. Reported: reports/s, p50/p99 ms, refusals, and the same for the baseline,
-with ``ratio_to_bare_upload`` (throughput) and ``ratio_to_bare_upload_p99``.
+(fresh database with the sample district) and a bare FastAPI app with two endpoints: ``/upload``
+only receives the same multipart body and answers 201; ``/media`` does the media work the
+contract needs on the same photo (decode, re-encode, thumbnail: the same ``prepare_photo`` in the
+same kind of media process pool) and nothing else (no database, routing, alert). C client threads
+post N reports, each with a JPEG of about M MB, to each in turn, interleaved in rounds. Reported:
+reports/s, p50/p99 ms, refusals, the same for both baselines, ``ratio_to_bare_upload`` and
+``ratio_to_bare_media`` (throughput).
+
+Then ``GET /api/alerts`` (a staff token) is timed idle and again while C threads flood the API
+with the same reports: ``alerts_p99_idle_ms``, ``alerts_p99_flood_ms`` and their ratio (the
+event loop never decodes, so reads should stay fast under a media flood).
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import os
 import secrets
 import subprocess
@@ -25,15 +33,35 @@ from typing import Any
 import numpy as np
 
 ROOT_DIR = Path(__file__).resolve().parent.parent.parent
+log = logging.getLogger("ioc.bench.reports")
 
 BARE_APP = """
+import contextlib, tempfile
+from pathlib import Path
 from fastapi import FastAPI, File, Form, UploadFile
-app = FastAPI()
+from ioc.reports.media import prepare_photo
+from ioc.reports.media_pool import MediaPool
+from ioc.reports.mediarefs import discard_parts
+pool = MediaPool()
+@contextlib.asynccontextmanager
+async def lifespan(app):
+    pool.warm()
+    yield
+    pool.shutdown()
+app = FastAPI(lifespan=lifespan)
+root = Path(tempfile.mkdtemp(prefix="ioc-bare-media-"))
 @app.post("/upload", status_code=201)
 async def upload(category: str = Form(), description: str = Form(), lat: float = Form(), lon: float = Form(),
                  photos: list[UploadFile] = File()):
     for photo in photos:
         await photo.read()
+    return {"ok": True}
+@app.post("/media", status_code=201)
+async def media(category: str = Form(), description: str = Form(), lat: float = Form(), lon: float = Form(),
+                photos: list[UploadFile] = File()):
+    for photo in photos:
+        stored = await pool.run(prepare_photo, await photo.read(), root, timeout_s=60)
+        discard_parts(stored.parts)
     return {"ok": True}
 """
 
@@ -80,9 +108,11 @@ def _run_load(url: str, body: bytes, content_type: str, n: int, concurrency: int
     ok = sorted(ms for status, ms in results if status == 201)
     return {
         "per_s": len(ok) / elapsed if elapsed else 0.0,
-        "p50": ok[len(ok) // 2] if ok else None,
-        "p99": ok[min(len(ok) - 1, int(0.99 * (len(ok) - 1)))] if ok else None,
+        "p50": _pct(ok, 0.5),
+        "p99": _pct(ok, 0.99),
         "refused": len(results) - len(ok),
+        "latencies": ok,
+        "elapsed": elapsed,
     }
 
 
@@ -143,8 +173,21 @@ def run_bench(settings: Any, *, concurrency: int, photo_mb: float, reports: int)
         fields = {"category": "ha-tang", "description": "Cầu treo hỏng ván, nguy hiểm cho học sinh.",
                   "lat": "15.4300", "lon": "108.0700"}  # fmt: skip
         body, content_type = _multipart(fields, photo)
-        bare = _run_load(f"http://127.0.0.1:{bare_port}/upload", body, content_type, reports, concurrency)
-        system = _run_load(f"http://127.0.0.1:{api_port}/api/public/reports", body, content_type, reports, concurrency)
+        targets = {"bare": f"http://127.0.0.1:{bare_port}/upload", "media": f"http://127.0.0.1:{bare_port}/media",
+                   "system": f"http://127.0.0.1:{api_port}/api/public/reports"}  # fmt: skip
+        log.info("servers up; warming up")
+        for url in targets.values():  # warm: pools started, first-request costs paid
+            _run_load(url, body, content_type, min(reports, concurrency), concurrency)
+        rounds = 3
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
+        log.info("measuring %d rounds", rounds)
+        for _ in range(rounds):  # interleaved, so a slow minute of the machine hits all three alike
+            for name, url in targets.items():
+                runs[name].append(_run_load(url, body, content_type, max(1, reports // rounds), concurrency))
+        bare, media, system = (_merge(runs[name]) for name in ("bare", "media", "system"))
+        log.info("GET /api/alerts idle, then under a media flood")
+        alerts = _alerts_under_flood(db, f"http://127.0.0.1:{api_port}", targets["system"], body, content_type,
+                                     concurrency)  # fmt: skip
 
     def rnd(value: float | None) -> float | None:
         return None if value is None else round(value, 2)
@@ -165,4 +208,85 @@ def run_bench(settings: Any, *, concurrency: int, photo_mb: float, reports: int)
         "bare_upload_p99_ms": rnd(bare["p99"]),
         "ratio_to_bare_upload": rnd(system["per_s"] / bare["per_s"]) if bare["per_s"] else None,
         "ratio_to_bare_upload_p99": rnd(system["p99"] / bare["p99"]) if system["p99"] and bare["p99"] else None,
+        "bare_media_per_s": rnd(media["per_s"]),
+        "bare_media_p50_ms": rnd(media["p50"]),
+        "bare_media_p99_ms": rnd(media["p99"]),
+        "ratio_to_bare_media": rnd(system["per_s"] / media["per_s"]) if media["per_s"] else None,
+        "alerts_p50_idle_ms": rnd(alerts["idle_p50"]),
+        "alerts_p99_idle_ms": rnd(alerts["idle_p99"]),
+        "alerts_p50_flood_ms": rnd(alerts["flood_p50"]),
+        "alerts_p99_flood_ms": rnd(alerts["flood_p99"]),
+        "alerts_p99_ratio_flood_to_idle": rnd(alerts["flood_p99"] / alerts["idle_p99"]) if alerts["idle_p99"] else None,
+        "flood_reports_sent": alerts["flood_sent"],
     }
+
+
+def _merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rounds of one target as one figure: total accepted over total time; pooled percentiles."""
+    ok = sorted(ms for run in runs for ms in run["latencies"])
+    elapsed = sum(run["elapsed"] for run in runs)
+    return {"per_s": len(ok) / elapsed if elapsed else 0.0, "p50": _pct(ok, 0.5), "p99": _pct(ok, 0.99),
+            "refused": sum(run["refused"] for run in runs)}  # fmt: skip
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    return values[min(len(values) - 1, int(q * (len(values) - 1)))] if values else None
+
+
+def _alerts_under_flood(database_url: str, base: str, report_url: str, body: bytes, content_type: str,
+                        concurrency: int, samples: int = 200) -> dict[str, Any]:  # fmt: skip
+    """``GET /api/alerts`` p50/p99 idle, then while ``concurrency`` threads post reports nonstop."""
+    import json
+    import threading
+
+    import psycopg
+
+    from ioc.auth import passwords, repository
+
+    password = secrets.token_urlsafe(16)
+    with psycopg.connect(database_url) as conn:
+        repository.create_user(conn, username="bench-operator", display_name="bench", role="operator", unit_id=None,
+                               password_hash=passwords.hash_password(password))  # fmt: skip
+    credentials = json.dumps({"username": "bench-operator", "password": password}).encode()
+    login = urllib.request.Request(f"{base}/api/auth/login", method="POST", data=credentials,
+                                   headers={"Content-Type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(login, timeout=30) as response:  # noqa: S310 - our own local server
+        token = json.load(response)["access_token"]
+
+    def timed_reads() -> list[float]:
+        out = []
+        for _ in range(samples):
+            started = time.perf_counter()
+            auth = {"Authorization": f"Bearer {token}"}
+            request = urllib.request.Request(f"{base}/api/alerts?limit=50", headers=auth)
+            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+                response.read()
+            out.append((time.perf_counter() - started) * 1000)
+            time.sleep(0.01)
+        return sorted(out)
+
+    idle = timed_reads()
+    log.info("idle reads done; flooding")
+    stop = threading.Event()
+    sent = 0
+
+    def flood() -> None:
+        nonlocal sent
+        while not stop.is_set():
+            _post(report_url, body, content_type)
+            sent += 1
+
+    threads = [threading.Thread(target=flood, daemon=True) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    time.sleep(2.0)  # the flood is under way
+    try:
+        loaded = timed_reads()
+    finally:
+        stop.set()
+        log.info("reads under the flood done; waiting for the flood's last requests")
+        for thread in threads:
+            thread.join(120)
+        log.info("flood over")
+    return {"idle_p50": _pct(idle, 0.5), "idle_p99": _pct(idle, 0.99), "flood_p50": _pct(loaded, 0.5),
+            "flood_p99": _pct(loaded, 0.99), "flood_sent": sent}  # fmt: skip

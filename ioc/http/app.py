@@ -21,6 +21,7 @@ import ioc
 from ioc.http import access, logredact
 from ioc.http.apidocs import install_api_docs
 from ioc.http.errors import document_problems_in_openapi, install_error_handlers
+from ioc.http.guards import install_guard
 from ioc.http.routes import alerts, auth, health, kpi, live, open311, places, reports, staff_reports, users
 from ioc.http.routes import incidents as incident_routes
 from ioc.http.routes import oncall as oncall_routes
@@ -36,6 +37,8 @@ from ioc.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 MAINTENANCE_INTERVAL_S = 3600.0
+# A request waits at most this long for a pooled connection, then 503 (not 30 s and a 500).
+POOL_TIMEOUT_S = 2.0
 STATIC_DIR = Path(__file__).resolve().parent.parent.parent / "dashboards" / "static"
 
 
@@ -115,7 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from ioc.mqtt import MqttLink, broker_address
         from ioc.storage.db import make_pool
 
-        pool = make_pool(settings.database_url, application_name="ioc-api")
+        pool = make_pool(settings.database_url, application_name="ioc-api", timeout=POOL_TIMEOUT_S)
         pool.open(wait=False)
         link = None
         if settings.mqtt_url:
@@ -129,7 +132,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.hub = Hub()
         hub_ready = asyncio.Event()
         app.state.hub_ready = hub_ready
+        from ioc.http.dbwatch import DatabaseWatch
+
+        app.state.db_watch = DatabaseWatch(settings.database_url, app.state.hub)
+        await app.state.db_watch.check()  # known before the first request: down at start answers 503 too
+        from ioc.reports.media_pool import media_pool
+
+        media_pool(app).warm()
         tasks = [
+            asyncio.create_task(app.state.db_watch.run_forever()),
             asyncio.create_task(_maintain_forever(state)),
             asyncio.create_task(_escalate_forever(state)),
             asyncio.create_task(_page_forever(state)),
@@ -146,6 +157,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if link is not None:
                 link.stop()
             pool.close()
+            from ioc.reports.media_pool import shutdown_media_pool
+
+            shutdown_media_pool(app)
 
     app = FastAPI(
         title="IOC – Trung tâm điều hành thông minh",
@@ -181,6 +195,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(live.router)
     app.include_router(ui_routes.router)
     document_problems_in_openapi(app)
+    install_guard(app, pre_checks=[("POST", r"/api/public/reports", reports.submit_pre_check)])
     ui_routes.mount_vendor(app)
     if STATIC_DIR.is_dir():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="pages")

@@ -18,6 +18,7 @@ decorators so OpenAPI shows the problem schema and an example for each status.
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -48,6 +49,10 @@ PROBLEM_TYPES: dict[str, str] = {
     "not-found": "Not found",
     "conflict": "Conflict with the current state",
     "rate-limited": "Too many requests",
+    "too-large": "Request body too large",
+    "unsupported-media-type": "Unsupported media type",
+    "unknown-reference": "Unknown reference",
+    "media-busy": "Media processing is busy",
     "auth-not-configured": "Authentication is not configured",
     "database-unavailable": "Database unavailable",
     "internal-error": "Internal server error",
@@ -186,6 +191,7 @@ async def _handle_validation(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _handle_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    _database_suspect(request)
     log.warning("database unavailable for %s %s: %s", request.method, request.url.path, exc)
     return problem_json(
         request,
@@ -195,6 +201,53 @@ async def _handle_database_unavailable(request: Request, exc: Exception) -> JSON
         type_=problem_type("database-unavailable"),
         headers={"Retry-After": "5"},
     )
+
+
+def _database_suspect(request: Request) -> None:
+    watch = getattr(request.app.state, "db_watch", None)
+    if watch is not None:
+        watch.suspect()
+
+
+async def _handle_foreign_key(request: Request, exc: Exception) -> JSONResponse:
+    """A value naming something that does not exist (an unknown unit, user, alert...): 422 naming
+    the column, never 500. Routes should check first; this is the net under them."""
+    assert isinstance(exc, psycopg.errors.ForeignKeyViolation)
+    detail_text = getattr(exc.diag, "message_detail", None) or ""
+    match = re.search(r"Key \((?P<column>[^)]+)\)=\((?P<value>.*)\) is not present in table \"(?P<table>[^\"]+)\"",
+                      detail_text)  # fmt: skip
+    column = match["column"] if match else "?"
+    table = match["table"] if match else "?"
+    return problem_json(
+        request,
+        422,
+        PROBLEM_TYPES["unknown-reference"],
+        f"{column}: no such {table.rstrip('s')} (unknown reference)",
+        type_=problem_type("unknown-reference"),
+        errors=[{"detail": f"no such {table.rstrip('s')}", "location": "body", "pointer": f"#/{column}",
+                 "code": "unknown_reference"}],
+    )  # fmt: skip
+
+
+async def _handle_unstorable_text(request: Request, exc: Exception) -> JSONResponse:
+    """Text PostgreSQL cannot store (NUL, an unencodable character) that got past the request guard
+    (multipart fields): 422, not 500."""
+    return problem_json(
+        request,
+        422,
+        PROBLEM_TYPES["validation-error"],
+        f"a text value cannot be stored: {str(exc).splitlines()[0][:200]} (NUL or invalid characters)",
+        type_=problem_type("validation-error"),
+        errors=[{"detail": "NUL or invalid characters", "location": "body", "pointer": "#", "code": "bad_text"}],
+    )
+
+
+async def _handle_value_error(request: Request, exc: Exception) -> JSONResponse:
+    """psycopg refuses NUL in text parameters with a ``DataError``/``ValueError`` before sending;
+    values out of a column's range (a year 10000 date) likewise: both are the caller's input."""
+    if isinstance(exc, psycopg.DataError | UnicodeEncodeError) or "NUL" in str(exc) or "out of range" in str(exc):
+        return await _handle_unstorable_text(request, exc)
+    return await _handle_unexpected(request, exc)
 
 
 async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -214,6 +267,11 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _handle_validation)
     app.add_exception_handler(PoolTimeout, _handle_database_unavailable)
     app.add_exception_handler(psycopg.OperationalError, _handle_database_unavailable)
+    app.add_exception_handler(psycopg.errors.ForeignKeyViolation, _handle_foreign_key)
+    app.add_exception_handler(psycopg.DataError, _handle_unstorable_text)
+    app.add_exception_handler(UnicodeEncodeError, _handle_unstorable_text)
+    app.add_exception_handler(ValueError, _handle_value_error)
+    app.add_exception_handler(OverflowError, _handle_unstorable_text)
     app.add_exception_handler(Exception, _handle_unexpected)
 
 
@@ -241,7 +299,9 @@ class ValidationErrorItem(BaseModel):
 
 
 class ValidationProblemDetails(ProblemDetails):
-    errors: list[ValidationErrorItem]
+    errors: list[ValidationErrorItem] = Field(
+        default_factory=list, description="One entry per problem; absent when the detail says it all."
+    )
 
 
 _EXAMPLES: dict[int, tuple[str, str]] = {
@@ -251,8 +311,15 @@ _EXAMPLES: dict[int, tuple[str, str]] = {
     404: ("not-found", "no such resource, or not visible to you"),
     409: ("conflict", "a user named 'nguyenvana' already exists"),
     423: ("account-locked", "5 failed logins in a row: the account is locked; retry in 900 s"),
+    413: ("too-large", "the body is over this route's limit of 1,048,576 bytes"),
+    415: ("unsupported-media-type", "send application/json"),
     429: ("rate-limited", "too many login attempts from this address; retry in 6 s"),
-    503: ("auth-not-configured", "IOC_SECRET_KEY is not set"),
+    503: ("database-unavailable", "the database is unreachable; retry shortly"),
+}
+
+
+_PLAIN_HTTP: dict[int, str] = {
+    405: "method PATCH is not allowed on /api/...; allowed: GET, POST",
 }
 
 
@@ -267,10 +334,15 @@ def problem_responses(*statuses: int, examples: dict[int, dict[str, Any]] | None
                 "content": {PROBLEM_JSON: {"example": VALIDATION_EXAMPLE}},
             }
             continue
-        slug, detail = _EXAMPLES.get(status, ("internal-error", _phrase(status)))
-        example = (examples or {}).get(status) or problem_body(
-            status=status, title=PROBLEM_TYPES[slug], detail=detail, instance="/api/...", type_=problem_type(slug)
-        )
+        if status in _PLAIN_HTTP:  # framework errors: type about:blank, the status phrase as title
+            example = (examples or {}).get(status) or problem_body(
+                status=status, title=_phrase(status), detail=_PLAIN_HTTP[status], instance="/api/..."
+            )
+        else:
+            slug, detail = _EXAMPLES.get(status, ("internal-error", _phrase(status)))
+            example = (examples or {}).get(status) or problem_body(
+                status=status, title=PROBLEM_TYPES[slug], detail=detail, instance="/api/...", type_=problem_type(slug)
+            )
         out[status] = {
             "description": _phrase(status),
             "model": ProblemDetails,
@@ -306,10 +378,11 @@ def document_problems_in_openapi(app: FastAPI) -> None:
                 for name, sub in model_schema.pop("$defs", {}).items():
                     components.setdefault(name, sub)
                 components[model.__name__] = model_schema
-        for path_item in schema.get("paths", {}).values():
+        for path, path_item in schema.get("paths", {}).items():
             for operation in path_item.values():
                 if not isinstance(operation, dict):
                     continue
+                _document_common_statuses(path, operation)
                 for status, response in operation.get("responses", {}).items():
                     if status.isdigit() and int(status) >= 400:
                         _move_to_problem_json(response)
@@ -320,6 +393,54 @@ def document_problems_in_openapi(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _problem_response(status: int) -> dict[str, Any]:
+    documented = problem_responses(status)[status]
+    schema_name = documented["model"].__name__
+    return {"description": documented["description"],
+            "content": {PROBLEM_JSON: {"schema": {"$ref": f"#/components/schemas/{schema_name}"},
+                                       "example": documented["content"][PROBLEM_JSON]["example"]}}}  # fmt: skip
+
+
+OPEN311_ERROR = {
+    "type": "array",
+    "items": {"type": "object", "required": ["code", "description"],
+              "properties": {"code": {"type": "integer"}, "description": {"type": "string"}}},
+}  # fmt: skip
+
+
+def _document_common_statuses(path: str, operation: dict[str, Any]) -> None:
+    """Statuses any route may answer without its own code saying so: the request guard's (422 for
+    a bad query, 413 for a body over the limit, 503 while the database is away), the access
+    dependencies' (401, 403 on routes with a security requirement), 404 for unknown ids in the
+    path. Open311 routes answer their errors in the GeoReport v2 format instead of problem+json."""
+    responses = operation.setdefault("responses", {})
+    wanted = {422, 503}
+    if "requestBody" in operation:
+        wanted.add(413)
+    if operation.get("security"):
+        wanted |= {401, 403}
+    if "{" in path:
+        wanted |= {400, 404}  # 400: the guard refuses control characters in the path
+    if path in ("/healthz", "/metrics", "/openapi.json"):
+        wanted = set()
+    if path.startswith("/open311/"):
+        for status in sorted(wanted | {400, 403, 404, 429}):
+            response = responses.setdefault(str(status), _problem_response(status))
+            if status in (400, 403, 404, 429):  # the routes' own errors: GeoReport v2 lists
+                response["description"] = _phrase(status) + " (GeoReport v2 error list; problem+json from the guard)"
+                response.setdefault("content", {}).update({
+                    "application/json": {"schema": OPEN311_ERROR, "example": [{"code": status, "description": "..."}]},
+                    "text/xml": {"schema": {"type": "string"}},
+                })  # fmt: skip
+        return
+    for status in sorted(wanted):
+        response = responses.setdefault(str(status), _problem_response(status))
+        # A route with its own body for this status (readiness) may still get the guard's problem+json.
+        content = response.setdefault("content", {})
+        if PROBLEM_JSON not in content and status in (413, 422, 503):
+            content[PROBLEM_JSON] = _problem_response(status)["content"][PROBLEM_JSON]
 
 
 _PROBLEM_SCHEMAS = ("/ProblemDetails", "/ValidationProblemDetails", "/HTTPValidationError")

@@ -15,8 +15,11 @@ from fastapi import Query
 from ioc.http.errors import Problem
 from ioc.http.units import UnitsQuery
 
-FromDay = Annotated[date, Query(alias="from", description="First local date (Asia/Ho_Chi_Minh), e.g. 2026-10-01")]
-ToDay = Annotated[date, Query(alias="to", description="Last local date (included)")]
+# Bounded: a date near year 9999 overflows the day arithmetic behind the figures (422, not 500).
+FIRST_DATE, LAST_DATE = date(1900, 1, 1), date(2199, 12, 31)
+FromDay = Annotated[date, Query(alias="from", ge=FIRST_DATE, le=LAST_DATE,
+                                description="First local date (Asia/Ho_Chi_Minh), e.g. 2026-10-01")]  # fmt: skip
+ToDay = Annotated[date, Query(alias="to", ge=FIRST_DATE, le=LAST_DATE, description="Last local date (included)")]
 # ``unit`` repeated; each an id, official code, name or alias, resolved to unit ids (ioc.http.units).
 Units = UnitsQuery
 

@@ -33,13 +33,25 @@ def connect(url: str, *, autocommit: bool = False, application_name: str = "ioc"
     return conn
 
 
-def make_pool(url: str, *, min_size: int = 1, max_size: int = 8, application_name: str = "ioc") -> ConnectionPool:
-    """A connection pool; call ``.open(wait=...)`` or use as a context manager."""
+def make_pool(url: str, *, min_size: int = 1, max_size: int = 8, application_name: str = "ioc",
+              timeout: float = 30.0) -> ConnectionPool:  # fmt: skip
+    """A connection pool; call ``.open(wait=...)`` or use as a context manager. ``timeout``: how
+    long ``connection()`` waits for a free or new connection before ``PoolTimeout``."""
     return ConnectionPool(
         url,
         min_size=min_size,
         max_size=max_size,
-        kwargs={"application_name": application_name},
+        timeout=timeout,
+        # A cut network hangs rather than fails: unacknowledged data gives up after 5 s.
+        kwargs={
+            "application_name": application_name,
+            "connect_timeout": 3,
+            "keepalives": 1,
+            "keepalives_idle": 5,
+            "keepalives_interval": 2,
+            "keepalives_count": 2,
+            "tcp_user_timeout": 5000,
+        },
         configure=_configure,
         # A connection to a primary that has gone away is found out here, not in a request.
         check=ConnectionPool.check_connection,

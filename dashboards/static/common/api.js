@@ -95,17 +95,28 @@ export async function refresh() {
   return refreshing;
 }
 
+/** How long a call may take before it is given up (a hung API must not leave a page waiting forever). */
+export const REQUEST_TIMEOUT_MS = 15_000;
+
+/** A random key for `Idempotency-Key` (works without a secure context, unlike randomUUID). */
+export function newIdempotencyKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 /**
  * Call the API: `api("/api/alerts", {method, json, form, query})`. JSON bodies go as `json`,
  * multipart bodies (photos) as a FormData in `form`. Answers the parsed body (a Blob with `raw: true`,
- * for images); throws `ApiError`.
+ * for images); throws `ApiError` (status 0 with `timedOut` when no answer came within `timeoutMs`).
+ * `headers` adds request headers (e.g. `Idempotency-Key`).
  */
-export async function api(path, { method = "GET", json, form, query, auth = true, retry = true, raw = false } = {}) {
+export async function api(path, { method = "GET", json, form, query, auth = true, retry = true, raw = false,
+                                  timeoutMs = REQUEST_TIMEOUT_MS, headers: extra = {} } = {}) {
   const url = new URL(path, location.origin);
   for (const [name, value] of Object.entries(query || {})) {
     if (value !== undefined && value !== null && value !== "") url.searchParams.set(name, value);
   }
-  const headers = { Accept: "application/json" };
+  const headers = { Accept: "application/json", ...extra };
   let body;
   if (json !== undefined) {
     headers["Content-Type"] = "application/json";
@@ -116,13 +127,19 @@ export async function api(path, { method = "GET", json, form, query, auth = true
   const token = auth ? accessToken() : "";
   if (token) headers.Authorization = `Bearer ${token}`;
   let response;
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), timeoutMs);
   try {
-    response = await fetch(url, { method, headers, body });
+    response = await fetch(url, { method, headers, body, signal: abort.signal });
   } catch {
-    throw new ApiError(0, { detail: t("error.network") });
+    const error = new ApiError(0, { detail: t(abort.signal.aborted ? "error.timeout" : "error.network") });
+    error.timedOut = abort.signal.aborted;
+    throw error;
+  } finally {
+    clearTimeout(timer);
   }
   if (response.status === 401 && auth && retry && (await refresh())) {
-    return api(path, { method, json, form, query, auth, retry: false, raw });
+    return api(path, { method, json, form, query, auth, retry: false, raw, timeoutMs, headers: extra });
   }
   if (raw && response.ok) return response.blob();
   const parsed = await parse(response).catch(() => null);

@@ -21,13 +21,19 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-/** Show or hide `#offline-banner` (creating it when the page has none) for a live-stream status. */
+/**
+ * Show or hide `#offline-banner` (creating it when the page has none) for a live-stream status:
+ * "offline" (server unreachable or not answering) or "degraded" (its database is away) show it,
+ * with `data-reason` set to the status; "online" hides it.
+ */
 export function showConnection(status) {
   let banner = document.getElementById("offline-banner");
   if (!banner) {
     banner = el("div", { id: "offline-banner", role: "alert", hidden: true });
     document.body.prepend(banner);
   }
-  banner.textContent = t("offline");
-  banner.hidden = status !== "offline";
+  const shown = status === "offline" || status === "degraded";
+  banner.textContent = t(status === "degraded" ? "degraded" : "offline");
+  banner.dataset.reason = shown ? status : "";
+  banner.hidden = !shown;
 }

@@ -10,6 +10,10 @@
 import { accessToken, refresh, session } from "./api.js";
 
 const MAX_BACKOFF_MS = 10_000;
+// The server sends a ping after 5 s of silence: nothing heard for this long means it is hung
+// (stopped, overloaded) even though the TCP connection looks open; a connection that does not
+// open within it is given up too.
+const SILENCE_MS = 8_000;
 
 /**
  * Open the stream. Callbacks:
@@ -17,7 +21,8 @@ const MAX_BACKOFF_MS = 10_000;
  *    "snapshot", "replay" or "live";
  *  - `onReset()`: before a fresh snapshot (drop the alerts you hold; they come again);
  *  - `onSynced({last_seq, phase})`: the snapshot or replay is complete;
- *  - `onStatus("online" | "offline")`: for the offline banner.
+ *  - `onStatus("online" | "offline" | "degraded")`: for the banner ("degraded": the server is up
+ *    but its database is away; "offline" also when the server stops answering: heartbeat).
  * Options: `topics` (array), `units` (array), `minSeverity`.
  * Answers `{close(), reconnect(), lastSeq()}`.
  */
@@ -28,7 +33,21 @@ export function connectLive({ topics = [], units = [], minSeverity = "", onEvent
   let timer = null;
   let closed = false;
   let status = null;
+  let heardAt = Date.now();
+  let openedAt = Date.now();
+  let databaseDown = false;
   const seen = new Map(); // alert id -> highest seq passed on
+
+  const watchdog = setInterval(() => {
+    if (closed || !socket) return;
+    const now = Date.now();
+    const silent = socket.readyState === WebSocket.OPEN && now - heardAt > SILENCE_MS;
+    const stuck = socket.readyState === WebSocket.CONNECTING && now - openedAt > SILENCE_MS;
+    if (silent || stuck) {
+      setStatus("offline");
+      reconnect();
+    }
+  }, 1000);
 
   function setStatus(next) {
     if (next === status) return;
@@ -70,6 +89,12 @@ export function connectLive({ topics = [], units = [], minSeverity = "", onEvent
             ? "replay"
             : "live";
         if (typeof message.seq === "number") lastSeq = Math.max(lastSeq ?? 0, message.seq);
+        if (message.event.topic === "system" && message.event.type.startsWith("database.")) {
+          databaseDown = message.event.type === "database.unavailable";
+          setStatus(databaseDown ? "degraded" : "online");
+          if (!databaseDown) reconnect(); // replay what changed while it was away
+          return;
+        }
         if (message.event.topic === "system" && message.event.type === "hub.reconnected") {
           // Notifications were lost while the server's listener was away: replay from our seq.
           reconnect();
@@ -82,6 +107,7 @@ export function connectLive({ topics = [], units = [], minSeverity = "", onEvent
       case "replay_end":
         lastSeq = Math.max(lastSeq ?? 0, message.last_seq ?? 0);
         backoff = 500;
+        databaseDown = false;
         setStatus("online");
         onSynced?.({ last_seq: lastSeq, phase: message.type === "snapshot_end" ? "snapshot" : "replay" });
         break;
@@ -110,10 +136,12 @@ export function connectLive({ topics = [], units = [], minSeverity = "", onEvent
     const ws = new WebSocket(url());
     const previous = socket;
     socket = ws;
+    openedAt = Date.now();
     previous?.close(); // never two streams at once (a timer and a resync racing)
-    ws.addEventListener("open", () => ws.send(JSON.stringify({ type: "auth", access_token: accessToken() })));
+    ws.addEventListener("open", () => (heardAt = Date.now()) && ws.send(JSON.stringify({ type: "auth", access_token: accessToken() })));
     ws.addEventListener("message", (msg) => {
       if (ws !== socket) return;
+      heardAt = Date.now();
       try {
         handle(JSON.parse(msg.data));
       } catch (err) {
@@ -142,6 +170,7 @@ export function connectLive({ topics = [], units = [], minSeverity = "", onEvent
   return {
     close() {
       closed = true;
+      clearInterval(watchdog);
       clearTimeout(timer);
       socket?.close();
     },

@@ -2,7 +2,7 @@
 // it, rate the answer. No login; everything goes through the public API (/api/public/...), which
 // rate-limits and checks every photo again: the checks here only spare the citizen a wasted upload.
 
-import { api, ApiError } from "/common/api.js";
+import { api, newIdempotencyKey, ApiError } from "/common/api.js";
 import { addStrings, applyTranslations, bindLangToggle, formatDate, lang, onLangChange, t } from "/common/i18n.js";
 import { unitAt } from "./geo.js";
 import { PhotoPicker } from "./photos.js";
@@ -226,14 +226,42 @@ async function send(event) {
   const button = $("send-button");
   button.disabled = true;
   button.textContent = t("send.sending");
+  // One key per report, kept until it is accepted: a retry after a timeout or a dropped connection
+  // (the report may have arrived) gets the same report's receipt, never a second report.
+  state.idempotencyKey ??= newIdempotencyKey();
   try {
-    const receipt = await api("/api/public/reports", { method: "POST", form: data, auth: false });
+    const receipt = await sendWithRetries(data, state.idempotencyKey, (attempt) => {
+      error.textContent = t("send.retrying", { n: attempt });
+    });
+    state.idempotencyKey = null;
+    error.textContent = "";
     showReceipt(receipt);
   } catch (err) {
     error.textContent = problemText(err);
   } finally {
     button.disabled = false;
     button.textContent = t("send.submit");
+  }
+}
+
+// A photo upload on a slow mobile link can take a while; `data-send-timeout-ms` on <body> overrides.
+const SEND_TIMEOUT_MS = 30_000;
+const SEND_RETRIES = 3;
+
+/** POST the report; on a timeout, a network error or a 503, wait and send it again (same key). */
+async function sendWithRetries(data, key, onRetry) {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await api("/api/public/reports", {
+        method: "POST", form: data, auth: false, headers: { "Idempotency-Key": key },
+        timeoutMs: Number(document.body.dataset.sendTimeoutMs) || SEND_TIMEOUT_MS,
+      });
+    } catch (err) {
+      const transient = err.status === 0 || err.status === 502 || err.status === 503 || err.status === 504;
+      if (!transient || attempt >= SEND_RETRIES) throw err;
+      onRetry(attempt + 1);
+      await new Promise((resolve) => setTimeout(resolve, 1000 * 2 ** attempt));
+    }
   }
 }
 

@@ -219,7 +219,7 @@ async def list_alerts(
 async def alert_changes(
     request: Request,
     principal: Caller,
-    since: Annotated[int, Query(ge=0)] = 0,
+    since: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> Changes:
     _require_staff(principal)
@@ -378,18 +378,19 @@ def _confine_cap(conn: Any, principal: Principal, alert_id: int | None) -> None:
 async def upload_alert_photo(request: Request, principal: Caller, alert_id: int,
                              photo: Annotated[UploadFile, File()]) -> dict[str, str]:  # fmt: skip
     _require_staff(principal)
-    from ioc.reports.media import MAX_BYTES, MediaRefused, store_photo
+    from ioc.http import media_intake
 
     def check() -> None:
         with _state(request).pool.connection() as conn:
             _load_visible(conn, alert_id, principal)
 
     await asyncio.to_thread(check)
-    media_root = Path(_state(request).settings.var_dir) / "media"
-    try:
-        stored = await asyncio.to_thread(store_photo, await photo.read(MAX_BYTES + 1), media_root)
-    except MediaRefused as exc:
-        raise Problem(400, "validation-error", f"ảnh ({photo.filename}): {exc}") from exc
+    stored = await media_intake.prepare(request, photo, f"photo ({photo.filename})")
+    try:  # the staff member's reference is never given back: the audit trail keeps the photo
+        await media_intake.keep(request, [stored])
+    except BaseException:
+        media_intake.discard_unkept([stored])
+        raise
 
     def record() -> None:
         with _state(request).pool.connection() as conn:

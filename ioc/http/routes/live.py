@@ -12,7 +12,7 @@ Protocol (JSON text frames, server to client):
   ``since`` to miss nothing;
 * several of these may come in one message, ``{"type": "batch", "items": [...]}``, when they queued
   up while the previous message was being sent;
-* ``{"type": "ping"}`` after 20 s of silence; ``{"type": "resync"}`` when the client fell behind
+* ``{"type": "ping"}`` after 5 s of silence (a heartbeat); ``{"type": "resync"}`` when the client fell behind
   and must reconnect with ``since`` (or reload over HTTP).
 
 The client sends nothing (it may send pings; they are ignored). Filters: ``topics``, ``units``,
@@ -40,7 +40,8 @@ from ioc.hub.hub import Frame, Hub
 
 router = APIRouter(tags=["live"])
 
-PING_INTERVAL_S = 20.0
+# Heartbeat: a page that hears nothing for 3 of these knows the API is hung (stopped, overloaded).
+PING_INTERVAL_S = 5.0
 # Credentials are checked again this often: an expired token, a logout or a disabled account ends the
 # stream within this time (issue #15 asks for 5 s). One indexed session lookup per connection.
 RECHECK_S = STREAM_RECHECK_S

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
 from ioc.auth.deps import STREAM_RECHECK_S, Caller
@@ -152,12 +152,28 @@ async def _camera_viewer(request: Request, camera_id: str, access_token: str | N
 
 
 @router.get("/cameras/{camera_id}/latest.jpg", summary="The camera's latest annotated frame (detections drawn)",
-            response_class=FileResponse, responses=problem_responses(401, 403, 404))  # fmt: skip
-async def camera_latest(request: Request, camera_id: str, access_token: str | None = None) -> FileResponse:
+            response_class=Response,
+            responses={200: {"content": {"image/jpeg": {}}}, **problem_responses(401, 403, 404)})  # fmt: skip
+async def camera_latest(request: Request, camera_id: str, access_token: str | None = None) -> Response:
     path, _ = await _camera_viewer(request, camera_id, access_token)
-    if not path.is_file():
+    data = await asyncio.to_thread(read_whole, path)
+    if data is None:
         raise Problem(404, "not-found", f"camera {camera_id!r} has no recent frame (no detector watching it?)")
-    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+MAX_FRAME_BYTES = 16 * 1024 * 1024
+
+
+def read_whole(path: Path) -> bytes | None:
+    """The file as it was when opened: the detector replaces it by rename, so one open descriptor
+    keeps one version whole (stat-then-open, as FileResponse does, can pair one version's length
+    with another's bytes). None when there is none."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(MAX_FRAME_BYTES)
+    except (FileNotFoundError, IsADirectoryError):
+        return None
 
 
 @router.get("/cameras/{camera_id}/mjpeg", summary="The camera's annotated frames as an MJPEG stream",
@@ -178,8 +194,10 @@ async def camera_mjpeg(request: Request, camera_id: str, access_token: str | Non
             try:
                 stamp = path.stat().st_mtime_ns
                 if stamp != last:
-                    data = await asyncio.to_thread(path.read_bytes)
+                    data = await asyncio.to_thread(read_whole, path)
                     last = stamp
+                    if data is None:
+                        raise FileNotFoundError(path)
                     yield b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: " + str(len(data)).encode()
                     yield b"\r\n\r\n" + data + b"\r\n"
             except FileNotFoundError:

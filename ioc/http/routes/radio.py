@@ -248,18 +248,41 @@ def text_to_speech(request: Request, principal: OperatorCaller, body: SpeechRequ
     return _speech(request, principal, nfc(body.text), body.title)
 
 
+def _synthesize(request: Request, text: str) -> bytes:
+    """Speech is media work: it goes through the bounded media pool (queue and time limits), called
+    from this sync route's worker thread."""
+    from functools import partial
+
+    import anyio.from_thread
+
+    from ioc.reports.media import MediaRefused
+    from ioc.reports.media_pool import MediaBusy, media_pool
+
+    try:
+        return anyio.from_thread.run(partial(media_pool(request.app).run, content.synthesize, text, timeout_s=150))
+    except MediaBusy as exc:
+        raise Problem(503, "media-busy", "đang xử lý nhiều tệp; thử lại sau ít giây (media processing is busy)",
+                      headers={"Retry-After": "10"}, retry_after_s=10) from exc  # fmt: skip
+    except MediaRefused as exc:
+        raise Problem(422, "validation-error", f"không đọc được văn bản ({exc})") from exc
+
+
 def _speech(request: Request, principal: Principal, text: str, title: str | None) -> Audio:
     settings = _state(request).settings
     try:
-        data = content.synthesize(text)
+        data = _synthesize(request, text)
     except content.TtsUnavailable as exc:
         raise Problem(422, "validation-error", f"không đọc được văn bản ({exc})") from None
-    with _conn(request) as conn:
-        stored = content.store_audio(
-            conn, Path(settings.var_dir) / "media", data, title=nfc(title or text[:80]),
-            created_by=principal.username, max_bytes=settings.radio_max_audio_bytes,
-            max_duration_s=settings.radio_max_audio_s, source="tts", text=text,
-        )  # fmt: skip
+    try:
+        with _conn(request) as conn:
+            stored = content.store_audio(
+                conn, Path(settings.var_dir) / "media", data, title=nfc(title or text[:80]),
+                created_by=principal.username, max_bytes=settings.radio_max_audio_bytes,
+                max_duration_s=settings.radio_max_audio_s, source="tts", text=text,
+            )  # fmt: skip
+    except content.AudioRefused as exc:  # e.g. "." reads as a silence too short to broadcast
+        raise Problem(422, "validation-error", f"không đọc được văn bản ({exc})",
+                      errors=[{"detail": str(exc), "location": "body", "pointer": "#/text"}]) from None  # fmt: skip
     return Audio(id=stored.id, sha256=stored.sha256, duration_s=stored.duration_s, sample_rate=stored.sample_rate,
                  format=stored.format, created=stored.created)  # fmt: skip
 

@@ -9,25 +9,19 @@ import asyncio
 import math
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+import psycopg
+from fastapi import APIRouter, File, Form, Header, Request, UploadFile
 from pydantic import BaseModel, Field
 
 from ioc.auth.ratelimit import BucketPolicy, buckets_for
+from ioc.http import media_intake
 from ioc.http.errors import Problem, problem_responses
+from ioc.http.guards import Refusal, bad_character
 from ioc.http.state import AppState
-from ioc.reports import codes
-from ioc.reports.media import (
-    MAX_BYTES,
-    MAX_VIDEO_BYTES,
-    MediaRefused,
-    StoredPhoto,
-    StoredVideo,
-    store_photo,
-    store_video,
-)
+from ioc.reports import codes, idempotency
+from ioc.reports.media import StoredPhoto, StoredVideo
 from ioc.reports.service import Category, Submission, UnknownCategory, public_view, submit
 
 router = APIRouter(prefix="/api/public", tags=["citizen reports"])
@@ -46,13 +40,52 @@ def _submit_policy(request: Request) -> BucketPolicy:
     return BucketPolicy(capacity=settings.public_submit_burst, refill_per_s=settings.public_submit_per_min / 60)
 
 
+def _take(app: Any, name: str, policy: BucketPolicy, host: str) -> int:
+    """Take a token for ``host``: 0, or the seconds to wait (the store of IOC_RATE_LIMIT_STORE: in
+    this process, or PostgreSQL shared by every replica)."""
+    wait = buckets_for(app, f"public_{name}", policy).take(host)
+    return max(1, math.ceil(wait)) if wait > 0 else 0
+
+
+def _too_many(retry: int) -> Problem:
+    return Problem(429, "rate-limited", f"quá nhiều yêu cầu; thử lại sau {retry} giây (too many requests)",
+                   headers={"Retry-After": str(retry)}, retry_after_s=retry)  # fmt: skip
+
+
 def _limit(request: Request, name: str, policy: BucketPolicy) -> None:
-    buckets = buckets_for(request.app, f"public_{name}", policy)
-    wait = buckets.take(request.client.host if request.client else "unknown")
-    if wait > 0:
-        retry = max(1, math.ceil(wait))
-        raise Problem(429, "rate-limited", f"quá nhiều yêu cầu; thử lại sau {retry} giây (too many requests)",
-                      headers={"Retry-After": str(retry)}, retry_after_s=retry)  # fmt: skip
+    if name == "submit" and request.scope.get("state", {}).get("submit_token_taken"):
+        return  # taken by submit_pre_check before the body was read
+    retry = _take(request.app, name, policy, request.client.host if request.client else "unknown")
+    if retry:
+        raise _too_many(retry)
+
+
+def submit_pre_check(scope: dict[str, Any]) -> Refusal | None:
+    """Run by the request guard before the body is read: an address out of tokens gets its 429
+    without uploading 100 MB first. The token taken here is the route's."""
+    app = scope["app"]
+    settings = app.state.ioc.settings
+    policy = BucketPolicy(capacity=settings.public_submit_burst, refill_per_s=settings.public_submit_per_min / 60)
+    client = scope.get("client")
+    retry = _take(app, "submit", policy, client[0] if client else "unknown")
+    if retry:
+        problem = _too_many(retry)
+        return Refusal(429, "rate-limited", problem.detail, headers=problem.headers)
+    scope.setdefault("state", {})["submit_token_taken"] = True
+    return None
+
+
+def _check_text(**fields: str | None) -> None:
+    """Multipart text fields: no NUL or control characters (the JSON/form guard cannot see inside a
+    multipart body); 422 naming each field."""
+    errors = [
+        {"detail": reason, "location": "body", "pointer": f"#/{name}", "code": "control_character"}
+        for name, value in fields.items()
+        if value is not None and (reason := bad_character(value, multiline=name in ("description", "text")))
+    ]
+    if errors:
+        raise Problem(422, "validation-error", "; ".join(f"{e['pointer'][2:]}: {e['detail']}" for e in errors),
+                      errors=errors)  # fmt: skip
 
 
 def categories_of(request: Request) -> dict[str, Category]:
@@ -102,7 +135,9 @@ class Receipt(BaseModel):
 
 
 @router.post("/reports", response_model=Receipt, status_code=201, summary="Send a report (no login)",
-             responses=problem_responses(400, 413, 422, 429))  # fmt: skip
+             description="Send `Idempotency-Key` (a random string per report) and retry with the same key after a "
+             "timeout: the report is created once and every retry gets the same receipt.",
+             responses=problem_responses(400, 413, 422, 429, 503))  # fmt: skip
 async def send_report(
     request: Request,
     category: Annotated[str, Form(max_length=64)],
@@ -116,32 +151,37 @@ async def send_report(
     consent: Annotated[bool, Form()] = False,
     photos: Annotated[list[UploadFile] | None, File(description=f"Up to {MAX_PHOTOS} photos")] = None,
     video: Annotated[UploadFile | None, File(description="One short video (MP4 or WebM, at most 60 s)")] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            pattern=r"^[A-Za-z0-9_-]{8,64}$",
+            description="Same key, same report: safe to retry",
+        ),
+    ] = None,
 ) -> Receipt:
     _limit(request, "submit", _submit_policy(request))
+    _check_text(category=category, description=description, address=address, name=name)
     photos = photos or []
     if len(photos) > MAX_PHOTOS:
         raise Problem(400, "validation-error", f"tối đa {MAX_PHOTOS} ảnh (at most {MAX_PHOTOS} photos)")
     categories = categories_of(request)
     if category not in categories:
         raise Problem(400, "validation-error", f"danh mục không hợp lệ: {category!r} (unknown category)")
-    media_root = Path(_state(request).settings.var_dir) / "media"
+    if idempotency_key:
+        earlier = await asyncio.to_thread(_earlier_receipt, request, idempotency_key)
+        if earlier is not None:
+            return earlier
     stored: list[StoredPhoto] = []
     videos: list[StoredVideo] = []
     try:
         for index, upload in enumerate(photos):
-            data = await upload.read(MAX_BYTES + 1)
-            try:
-                stored.append(await asyncio.to_thread(store_photo, data, media_root))
-            except MediaRefused as exc:
-                raise Problem(400, "validation-error", f"ảnh {index + 1} ({upload.filename}): {exc}") from exc
+            stored.append(await media_intake.prepare(request, upload, f"photos ảnh {index + 1} ({upload.filename})"))
         if video is not None and video.filename:
-            data = await video.read(MAX_VIDEO_BYTES + 1)
-            try:
-                videos.append(await asyncio.to_thread(store_video, data, media_root))
-            except MediaRefused as exc:
-                raise Problem(400, "validation-error", f"video ({video.filename}): {exc}") from exc
-    except Problem:
-        await asyncio.to_thread(_discard, request, media_root, [*stored, *videos])
+            videos.append(await media_intake.prepare(request, video, f"video ({video.filename})", video=True))
+        await media_intake.keep(request, [*stored, *videos])
+    except BaseException:
+        media_intake.discard_unkept([*stored, *videos])
         raise
     submission = Submission(
         category=category, description=description, lat=lat, lon=lon, address=address,
@@ -153,6 +193,8 @@ async def send_report(
         with _state(request).pool.connection() as conn, conn.transaction():
             accepted = submit(conn, submission, stored, categories=categories, locator=locator,
                               now=datetime.now(UTC), videos=videos)  # fmt: skip
+            if idempotency_key:
+                idempotency.claim(conn, accepted.report_id, idempotency_key)
         return Receipt(
             tracking_code=codes.display(accepted.tracking_code), status="received", unit_id=accepted.unit_id,
             due_at=accepted.due_at, location_from=accepted.location_from,
@@ -160,20 +202,24 @@ async def send_report(
 
     try:
         return await asyncio.to_thread(run)
-    except Exception as exc:
-        await asyncio.to_thread(_discard, request, media_root, [*stored, *videos])
+    except BaseException as exc:
+        await asyncio.shield(media_intake.give_back(request, [*stored, *videos]))
+        if isinstance(exc, psycopg.errors.UniqueViolation) and idempotency_key:
+            earlier = await asyncio.to_thread(_earlier_receipt, request, idempotency_key)
+            if earlier is not None:  # the same key won a race with this retry: one report, its receipt
+                return earlier
         if isinstance(exc, UnknownCategory):  # pragma: no cover - checked above
             raise Problem(400, "validation-error", str(exc)) from exc
         raise
 
 
-def _discard(request: Request, media_root: Path, items: list[StoredPhoto | StoredVideo]) -> None:
-    """Files this refused request wrote that no stored report uses: nothing half-stored remains."""
+def _earlier_receipt(request: Request, key: str) -> Receipt | None:
     with _state(request).pool.connection() as conn:
-        for item in items:
-            if conn.execute("SELECT 1 FROM report_media WHERE sha256 = %s", (item.sha256,)).fetchone() is None:
-                for key in (item.storage_key, item.thumb_key):
-                    (media_root / key).unlink(missing_ok=True)
+        row = idempotency.find(conn, key)
+    if row is None:
+        return None
+    return Receipt(tracking_code=codes.display(row["tracking_code"]), status=row["status"], unit_id=row["unit_id"],
+                   due_at=row["due_at"], location_from=row["location_from"])  # fmt: skip
 
 
 def _code(text: str) -> str:
@@ -281,12 +327,14 @@ async def reopen_report(
     from ioc.text import nfc
 
     _limit(request, "submit", _submit_policy(request))
+    _check_text(text=text)
     code = _code(tracking_code)
-    media_root = Path(_state(request).settings.var_dir) / "media"
+    stored = await media_intake.prepare(request, photo, f"photo ({photo.filename})")
     try:
-        stored = await asyncio.to_thread(store_photo, await photo.read(MAX_BYTES + 1), media_root)
-    except MediaRefused as exc:
-        raise Problem(400, "validation-error", f"ảnh ({photo.filename}): {exc}") from exc
+        await media_intake.keep(request, [stored])
+    except BaseException:
+        media_intake.discard_unkept([stored])
+        raise
     now = datetime.now(UTC)
 
     def run() -> str:
@@ -315,9 +363,13 @@ async def reopen_report(
             )  # fmt: skip
             return "ok"
 
-    outcome = await asyncio.to_thread(run)
+    try:
+        outcome = await asyncio.to_thread(run)
+    except BaseException:
+        await asyncio.shield(media_intake.give_back(request, [stored]))
+        raise
     if outcome != "ok":
-        await asyncio.to_thread(_discard, request, media_root, [stored])
+        await media_intake.give_back(request, [stored])
     if outcome == "missing":
         raise Problem(404, "not-found", "không tìm thấy phản ánh với mã này (no report with this code)")
     if outcome == "not-resolved":

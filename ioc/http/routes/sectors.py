@@ -159,7 +159,8 @@ class MentionOut(BaseModel):
 
 @router.post("/mentions", status_code=201, response_model=MentionOut,
              summary="Record an online mention (integration API key, or district staff)",
-             responses=problem_responses(401, 403, 422))  # fmt: skip
+             responses={200: {"model": MentionOut, "description": "Already recorded (same source and URL)"},
+                        **problem_responses(401, 403, 422)})  # fmt: skip
 async def post_mention(request: Request, principal: Caller, body: MentionIn, response: Response) -> MentionOut:
     if not (principal.has_role("integration") or principal.has_role("admin", "operator")):
         raise Problem(403, "forbidden", "mentions come from an integration API key or district operators")

@@ -1,0 +1,123 @@
+"""Uploaded media from a route to its place: checked and encoded in the media pool, referenced,
+then moved into place; given back when the record is refused.
+
+Routes call :func:`prepare` (answers 400 naming the file, or 503 when the pool's queue is full),
+then :func:`keep` before storing the record that uses the files, and :func:`give_back` when that
+record is not stored (nothing half-stored: the files go unless another record holds them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from starlette.datastructures import UploadFile
+
+from ioc.http.errors import Problem
+from ioc.reports.media import (
+    MAX_BYTES,
+    MAX_VIDEO_BYTES,
+    MediaRefused,
+    StoredPhoto,
+    StoredVideo,
+    prepare_photo,
+    prepare_video,
+)
+from ioc.reports.media_pool import PHOTO_TIMEOUT_S, VIDEO_TIMEOUT_S, MediaBusy, media_pool
+from ioc.reports.mediarefs import discard_parts, hold, place, release
+
+Stored = StoredPhoto | StoredVideo
+
+
+def media_root(request: Request) -> Path:
+    return Path(request.app.state.ioc.settings.var_dir) / "media"
+
+
+def _spool(upload: UploadFile, target: Path, limit: int) -> Path:
+    """Copy the upload to ``target`` in 1 MB pieces, at most ``limit`` + 1 bytes: the API process
+    never holds a whole file; the worker reads it from disk."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    upload.file.seek(0)
+    copied = 0
+    with target.open("wb") as out:
+        while copied <= limit and (chunk := upload.file.read(min(1 << 20, limit + 1 - copied))):
+            out.write(chunk)
+            copied += len(chunk)
+    return target
+
+
+async def prepare(request: Request, data: bytes | UploadFile, what: str, *, video: bool = False) -> Stored:
+    """Check and encode ``data`` (bytes or an upload) in a worker process; ``what`` names the file
+    in a refusal."""
+    pool = media_pool(request.app)
+    spooled: Path | None = None
+    try:
+        if isinstance(data, UploadFile):
+            limit = MAX_VIDEO_BYTES if video else MAX_BYTES
+            spooled = media_root(request) / "tmp" / f"{secrets.token_hex(12)}.upload"
+            data = await asyncio.to_thread(_spool, data, spooled, limit)
+        if video:
+            return await pool.run(prepare_video, data, media_root(request), timeout_s=VIDEO_TIMEOUT_S)
+        return await pool.run(prepare_photo, data, media_root(request), timeout_s=PHOTO_TIMEOUT_S)
+    except MediaRefused as exc:
+        raise Problem(
+            400,
+            "validation-error",
+            f"{what}: {exc}",
+            errors=[
+                {"detail": str(exc), "location": "body", "pointer": f"#/{what.split(' ')[0]}", "code": "media_refused"}
+            ],
+        ) from exc
+    except MediaBusy as exc:
+        raise Problem(
+            503,
+            "media-busy",
+            "đang xử lý nhiều tệp; thử lại sau ít giây (media processing is busy)",
+            headers={"Retry-After": "10"},
+            retry_after_s=10,
+        ) from exc
+    finally:
+        if spooled is not None:
+            spooled.unlink(missing_ok=True)
+
+
+async def keep(request: Request, items: list[Stored]) -> None:
+    """Take a reference to each file, then move it into place (in that order: see mediarefs)."""
+    root = media_root(request)
+
+    def run() -> None:
+        try:
+            with request.app.state.ioc.pool.connection() as conn, conn.transaction():
+                hold(conn, [key for item in items for key in item.keys])
+        except Exception:
+            for item in items:
+                discard_parts(item.parts)
+            raise
+        for item in items:
+            place(item.parts, root)
+            item.parts.clear()
+
+    await asyncio.to_thread(run)
+
+
+async def give_back(request: Request, items: list[Stored]) -> None:
+    """The record using ``items`` was not stored: release their references (files nobody else holds go)."""
+    if not items:
+        return
+    root = media_root(request)
+
+    def run() -> None:
+        for item in items:
+            discard_parts(item.parts)
+        with request.app.state.ioc.pool.connection() as conn, conn.transaction():
+            release(conn, [key for item in items if not item.parts for key in item.keys], root)
+
+    await asyncio.to_thread(run)
+
+
+def discard_unkept(items: list[Any]) -> None:
+    for item in items:
+        discard_parts(item.parts)
