@@ -4,7 +4,7 @@ Hypothesis), against the real app and a real PostgreSQL.
 Every operation gets generated requests, valid and invalid, each sent anonymously and with every
 role (the four staff roles with a bearer token, the two API-key roles). Every answer must be: not a
 5xx; a status the OpenAPI lists for the operation; of a documented content type; matching the
-documented schema. The run is bounded (``IOC_PROPERTY_EXAMPLES`` examples per operation, 40 by
+documented schema. The run is bounded (``IOC_PROPERTY_EXAMPLES`` examples per operation, 80 by
 default: about two minutes on two cores); raise it for a longer hunt.
 
 A few operations would end the run's own sessions (log out, change the callers' passwords, disable
@@ -31,7 +31,7 @@ from ioc.auth.tokens import new_api_key
 from ioc.district.bootstrap import load_district_into
 from ioc.http.app import create_app
 
-EXAMPLES = int(os.environ.get("IOC_PROPERTY_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("IOC_PROPERTY_EXAMPLES", "80"))
 USER_ROLES = ("admin", "operator", "leader", "commune_officer")
 KEY_ROLES = ("device", "integration")
 #: (method, path) sent only anonymously: with a role they would end the run's own sessions.
