@@ -333,7 +333,7 @@ def test_routes_filtering_by_unit_take_its_name_code_or_alias(app) -> None:
             by_name = client.get(path, headers=operator, params={"unit": name})
             assert by_name.status_code == 200 and by_name.json() == by_id.json(), (path, name, by_name.text[:200])
         unknown = client.get(path, headers=operator, params={"unit": "Xã Không Có"})
-        assert unknown.status_code == 400 and unknown.json()["errors"][0]["field"] == "unit", unknown.text
+        assert unknown.status_code == 422 and unknown.json()["errors"][0]["parameter"] == "unit", unknown.text
     sectors = client.get("/api/sectors/education", headers=operator,
                          params={"from": "2026-10-01", "to": "2026-10-07", "unit": "UBND xã Trà Kót"})  # fmt: skip
     assert sectors.status_code == 200, sectors.text

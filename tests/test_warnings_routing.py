@@ -158,7 +158,7 @@ def test_device_report_and_closed_alerts_never_drive_a_loudspeaker(api: Api, url
         {"value": "20308"}]}])}  # fmt: skip
     refused = api.client.post("/api/warnings", headers=api.op1, json=body)
     assert refused.status_code == 422, refused.text
-    assert refused.json()["errors"][0]["field"] == "alert_id"
+    assert refused.json()["errors"][0]["pointer"] == "#/alert_id"
     # ...and the radio refuses them again, under every policy, even if one slipped into the table.
     from ioc.cap.model import CapMessage
 
@@ -242,7 +242,7 @@ def test_categories_without_radio_and_unknown_categories_are_refused_or_silent(a
     assert "flood" in config.radio_categories() and "device" not in config.categories
     unknown = api.client.post("/api/warnings", headers=api.op1,
                               json={"category": "device", "content": content([{"description": "x"}])})  # fmt: skip
-    assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "category"
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["pointer"] == "#/category"
     officer = api.officer("tra-kot")
     assert api.client.post("/api/warnings", headers=officer, json={"category": "flood", "content": content(
         [{"description": "x"}])}).status_code == 403  # fmt: skip

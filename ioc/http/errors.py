@@ -278,6 +278,15 @@ def install_error_handlers(app: FastAPI) -> None:
 # -- OpenAPI -------------------------------------------------------------------------------------
 
 
+def invalid(detail: str, *, pointer: str | None = None, parameter: str | None = None,
+            code: str = "invalid") -> Problem:  # fmt: skip
+    """A 422 naming the one field at fault, in the documented ``errors[]`` shape (a body member by its
+    JSON Pointer ``#/name``, or a query/path parameter by its name)."""
+    item: dict[str, Any] = {"detail": detail, "location": "body" if pointer else "query", "code": code}
+    item["pointer" if pointer else "parameter"] = pointer or parameter
+    return Problem(422, "validation-error", detail, errors=[item])
+
+
 class ProblemDetails(BaseModel):
     """RFC 9457 problem details."""
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
-from ioc.http.errors import Problem
+from ioc.http.errors import invalid
 
 UNIT_HELP = "A unit: its id, official code, name or alias (e.g. tra-son, 20305, Trà Sơn, UBND xã Trà Sơn)"
 
@@ -30,7 +30,7 @@ async def resolve_names(request: Request, names: list[str]) -> list[str]:
     try:
         return await asyncio.to_thread(resolve)
     except UnknownUnit as exc:
-        raise Problem(400, "validation-error", f"unit: {exc}", errors=[{"field": "unit", "detail": str(exc)}]) from exc
+        raise invalid(f"unit: {exc}", parameter="unit", code="unknown_unit") from exc
 
 
 async def _unit(request: Request, unit: Annotated[str | None, Query(max_length=200, description=UNIT_HELP)] = None

@@ -20,7 +20,7 @@ from ioc.alerts.model import Severity
 from ioc.auth.deps import current_principal
 from ioc.auth.principal import Principal
 from ioc.clock import SystemClock
-from ioc.http.errors import Problem, problem_responses
+from ioc.http.errors import Problem, invalid, problem_responses
 from ioc.http.state import AppState
 from ioc.http.units import UnitQuery
 from ioc.incidents import store
@@ -221,12 +221,12 @@ async def act_on_incident(
                 store.get(conn, incident_id, units=units)
                 if body.action == "merge":
                     if body.into is None:
-                        raise Problem(422, "validation-error", "merge needs `into`", errors=[{"field": "into"}])
+                        raise invalid("merge needs `into`", pointer="#/into")
                     store.get(conn, body.into, units=units)
                     store.merge(conn, incident_id, body.into, actor=principal.actor, now=now, note=note)
                 elif body.action == "split":
                     if not body.signals:
-                        raise Problem(422, "validation-error", "split needs `signals`", errors=[{"field": "signals"}])
+                        raise invalid("split needs `signals`", pointer="#/signals")
                     store.split(conn, incident_id, [(s.signal, s.ref) for s in body.signals], actor=principal.actor,
                                 now=now, note=note)  # fmt: skip
                 elif body.action in store.STATUS_ACTIONS:
@@ -235,16 +235,15 @@ async def act_on_incident(
                     if body.unit_id is not None and not conn.execute(
                         "SELECT 1 FROM units WHERE id = %s", (body.unit_id,)
                     ).fetchone():
-                        raise Problem(422, "validation-error", f"unknown unit {body.unit_id!r}",
-                                      errors=[{"field": "unit_id"}])  # fmt: skip
+                        raise invalid(f"unknown unit {body.unit_id!r}", pointer="#/unit_id", code="unknown_unit")
                     store.set_units(conn, incident_id, lead_unit_id=body.unit_id, actor=principal.actor, now=now)
                 elif body.action == "step":
                     if not body.step:
-                        raise Problem(422, "validation-error", "step needs `step`", errors=[{"field": "step"}])
+                        raise invalid("step needs `step`", pointer="#/step")
                     store.step_done(conn, incident_id, body.step, actor=principal.actor, now=now, note=note)
                 else:
                     if not note:
-                        raise Problem(422, "validation-error", "comment needs a note", errors=[{"field": "note"}])
+                        raise invalid("comment needs a note", pointer="#/note")
                     store.add_note(conn, incident_id, actor=principal.actor, now=now, note=note)
             except store.IncidentNotFound as exc:
                 raise Problem(404, "not-found", str(exc)) from exc

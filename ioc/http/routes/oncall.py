@@ -18,7 +18,7 @@ from ioc.alerts.lifecycle import InvalidAction, act
 from ioc.auth.deps import current_principal, require_roles
 from ioc.auth.principal import Principal
 from ioc.clock import SystemClock
-from ioc.http.errors import Problem, problem_responses
+from ioc.http.errors import Problem, invalid, problem_responses
 from ioc.http.state import AppState
 from ioc.http.units import UnitQuery
 from ioc.oncall import pages as page_store
@@ -61,7 +61,7 @@ async def who_is_on_call(
         raise Problem(403, "forbidden", "district on-call rosters are for district staff")
     when = at or SystemClock().now()
     if when.tzinfo is None:
-        raise Problem(422, "validation-error", "at needs a timezone offset (+07:00)", errors=[{"field": "at"}])
+        raise invalid("at needs a timezone offset (+07:00)", parameter="at")
 
     def query() -> list[dict[str, Any]]:
         with _state(request).pool.connection() as conn:
@@ -99,11 +99,10 @@ async def create_override(request: Request, principal: Planner, body: OverrideIn
             user = conn.execute("SELECT role, unit_id FROM users WHERE username = %s AND active",
                                 (body.username,)).fetchone()  # fmt: skip
             if user is None:
-                raise Problem(422, "validation-error", f"no active user {body.username!r}",
-                              errors=[{"field": "username"}])  # fmt: skip
+                raise invalid(f"no active user {body.username!r}", pointer="#/username", code="unknown_user")
             if body.unit_id is not None and not conn.execute("SELECT 1 FROM units WHERE id = %s",
                                                              (body.unit_id,)).fetchone():  # fmt: skip
-                raise Problem(422, "validation-error", f"unknown unit {body.unit_id!r}", errors=[{"field": "unit_id"}])
+                raise invalid(f"unknown unit {body.unit_id!r}", pointer="#/unit_id", code="unknown_unit")
             return add_override(conn, unit_id=body.unit_id, role=body.role, username=body.username, email=body.email,
                                 starts_at=body.starts_at, ends_at=body.ends_at, by=principal.actor)  # fmt: skip
 

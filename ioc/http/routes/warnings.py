@@ -95,7 +95,8 @@ def _staff(principal: Principal) -> None:
 
 def _refused(exc: store.WarningRefused) -> Problem:
     kind = {403: "forbidden", 409: "conflict"}.get(exc.status, "validation-error")
-    errors = [{"field": exc.field, "detail": str(exc)}] if exc.field else None
+    errors = ([{"detail": str(exc), "location": "body", "pointer": f"#/{exc.field}", "code": "invalid"}]
+              if exc.field else None)  # fmt: skip
     return Problem(exc.status, kind, str(exc), errors=errors) if errors else Problem(exc.status, kind, str(exc))
 
 
