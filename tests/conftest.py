@@ -111,3 +111,9 @@ def mqtt_share_group_prefix() -> str:
     a second QoS 1 message on a topic never reached the group's only member; docs/broker.md), so
     services under test subscribe exclusively there, as `ioc up` runs them on it."""
     return "grp" if os.environ.get("IOC_TEST_MQTT_URL") else ""
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests last: their session-wide running system (API, ingest and a detector decoding
+    video) would otherwise load the 2 cores under every other test that follows them."""
+    items.sort(key=lambda item: "browser" in item.keywords)
