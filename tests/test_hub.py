@@ -140,3 +140,22 @@ def test_logging_out_ends_an_open_live_stream(database_url: str, mqtt_url: str, 
             while (frame := ws.receive_json())["type"] == "ping":
                 pass
             assert frame["type"] == "error" and "log in again" in frame["reason"]
+
+
+def test_a_communes_stream_gets_the_platforms_news_but_no_other_unitless_event() -> None:
+    """A commune officer's console hears "database away" (a system event with no unit) like the wall,
+    and still nothing of district-level alerts or other communes."""
+
+    async def run() -> list[str]:
+        hub = Hub()
+        sub = hub.subscribe(frozenset(), lambda unit: unit is not None and unit in {"tra-kot"})
+        hub.publish(LiveEvent(topic="system", type="database.unavailable"))
+        hub.publish(LiveEvent(topic="alert", type="alert.created", unit_id=None, data={"id": 1}))
+        hub.publish(LiveEvent(topic="system", type="unit.note", unit_id="tra-son"))
+        hub.publish(LiveEvent(topic="alert", type="alert.created", unit_id="tra-kot", data={"id": 2}))
+        got = []
+        while not sub.queue.empty():
+            got.append(sub.queue.get_nowait().event.type)
+        return got
+
+    assert asyncio.run(run()) == ["database.unavailable", "alert.created"]

@@ -67,7 +67,11 @@ class Subscription:
     dropped: int = 0
 
     def wants(self, event: LiveEvent) -> bool:
-        return (not self.topics or event.topic in self.topics) and self.allows_unit(event.unit_id)
+        if self.topics and event.topic not in self.topics:
+            return False
+        # The platform's own news (hub reconnected, database away or back) concerns every client and
+        # holds no commune's data: a commune officer's console must show the banner too.
+        return (event.topic == "system" and event.unit_id is None) or self.allows_unit(event.unit_id)
 
 
 class Hub:
