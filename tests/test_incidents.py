@@ -337,3 +337,20 @@ def test_routes_filtering_by_unit_take_its_name_code_or_alias(app) -> None:
     sectors = client.get("/api/sectors/education", headers=operator,
                          params={"from": "2026-10-01", "to": "2026-10-07", "unit": "UBND xã Trà Kót"})  # fmt: skip
     assert sectors.status_code == 200, sectors.text
+
+
+def test_a_citizen_following_a_report_sees_the_incident_it_belongs_to(app) -> None:
+    client, url = app
+    lat, lon = _inside("tra-doc")
+    now = datetime.now(UTC)
+    _raise(url, [_level("doc-flood", "tra-doc", now, lat, lon)], now)
+    sent = client.post("/api/public/reports", data={"category": "thien-tai", "description": "Nước ngập đường vào bản",
+                                                     "lat": str(lat), "lon": str(lon)})  # fmt: skip
+    assert sent.status_code == 201, sent.text
+    view = client.get(f"/api/public/reports/{sent.json()['tracking_code']}").json()
+    assert view["incident"] == {"title": "Thiên tai – mưa lũ, ngập, sạt lở – Trà Đốc", "status": "open",
+                                "signals": 2, "reports": 1}  # fmt: skip
+    # A complaint about an official (IOC only) is no commune's incident: nothing is shown.
+    complaint = client.post("/api/public/reports", data={"category": "can-bo", "description": "Cán bộ xã hách dịch",
+                                                          "lat": str(lat), "lon": str(lon)})  # fmt: skip
+    assert client.get(f"/api/public/reports/{complaint.json()['tracking_code']}").json()["incident"] is None

@@ -491,6 +491,26 @@ def checklist(conn: psycopg.Connection, incident: dict[str, Any], rules: RuleSet
     return [{"id": s.id, "text": s.text, "text_en": s.text_en, **done.get(s.id, {})} for s in steps]
 
 
+def public_summary(conn: psycopg.Connection, alert_id: int | None) -> dict[str, Any] | None:
+    """What a citizen following a report may know of the incident it belongs to: its name, status and
+    how many citizens' reports and other signals it gathers. Only for incidents of a commune: a
+    district-level one (IOC-only reports, such as complaints about officials) is never shown."""
+    if alert_id is None:
+        return None
+    row = conn.execute(
+        """SELECT i.title, i.status, i.signal_count,
+                  (SELECT count(*) FROM incident_signals x WHERE x.incident_id = i.id AND x.topic LIKE 'report.%%')
+           FROM incident_signals s JOIN incidents i ON i.id = coalesce(
+                (SELECT m.merged_into FROM incidents m WHERE m.id = s.incident_id), s.incident_id)
+           WHERE s.signal = 'alert' AND s.ref = %s AND i.lead_unit_id IS NOT NULL""",
+        (alert_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    title, status, signals, reports = row
+    return {"title": title, "status": status, "signals": signals, "reports": reports}
+
+
 @dataclass(frozen=True)
 class Figures:
     signals: int

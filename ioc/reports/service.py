@@ -167,15 +167,19 @@ def public_view(conn: psycopg.Connection, code: str) -> dict[str, Any] | None:
     code = follows(conn, code)
     row = conn.execute(
         """SELECT r.tracking_code, r.category, r.status, r.created_at, r.updated_at, r.due_at, r.resolved_at,
-                  r.rating, u.name, (SELECT count(*) FROM report_media m WHERE m.report_id = r.id), r.public_id
+                  r.rating, u.name, (SELECT count(*) FROM report_media m WHERE m.report_id = r.id), r.public_id,
+                  r.alert_id
            FROM reports r LEFT JOIN units u ON u.id = r.unit_id WHERE r.tracking_code = %s""",
         (code,),
     ).fetchone()
     if row is None:
         return None
     keys = ("tracking_code", "category", "status", "created_at", "updated_at", "due_at", "resolved_at", "rating",
-            "unit_name", "photos", "public_id")  # fmt: skip
+            "unit_name", "photos", "public_id", "alert_id")  # fmt: skip
     view = dict(zip(keys, row, strict=True))
+    from ioc.incidents.store import public_summary
+
+    view["incident"] = public_summary(conn, view.pop("alert_id"))  # e.g. the flood the report is part of
     view["tracking_code"] = own
     view["public_id"] = f"YC-{view['public_id'][:4]}-{view['public_id'][4:]}"  # as public lists show it
     view["merged_into"] = code if code != own else None

@@ -371,6 +371,14 @@ function renderLookup() {
   const merged = $("lookup-merged");
   merged.hidden = !r.merged_into;
   if (r.merged_into) merged.textContent = t("lookup.merged", { code: r.merged_into, n: r.supporters });
+  const incident = $("lookup-incident");
+  incident.hidden = !r.incident;
+  if (r.incident) {
+    incident.textContent = t("lookup.incident", {
+      title: r.incident.title, status: t(`incident.${r.incident.status}`), reports: r.incident.reports, signals: r.incident.signals,
+    });
+    incident.dataset.status = r.incident.status;
+  }
 
   const items = [historyItem(r.created_at, t("history.received"))];
   for (const reply of r.replies || []) items.push(historyItem(reply.at, t("history.reply"), reply.text));
