@@ -365,13 +365,17 @@ class RadioService:
             if stale:
                 sync_clusters(conn, stale, now=now, policy=self.policy)
             sends, expired = commands.due(conn, now)
-            for out in sends:
-                self.publish(out)
             for gone in expired:
                 log.info("radio: %s to %s timed out: %s", gone.command, gone.device_id, gone.reason)
                 if gone.command == "play" and gone.broadcast_id is not None:
                     broadcasts.on_timeout(conn, gone.device_id, gone.broadcast_id, gone.reason, now)
             broadcasts.settle(conn, now=now, grace_s=self.policy.playback_grace_s)
+        # Sent only once committed: a cluster answers within milliseconds, and its ack or playback event
+        # must find the command and the broadcast it belongs to (a broadcast started by this very tick,
+        # from CAP, was refused as "not sent to it" otherwise: measured). A crash between the commit and
+        # here loses no command: it is sent again when its ack does not come (commands.due).
+        for out in sends:
+            self.publish(out)
 
     def run(self) -> int:
         """Tick until :meth:`stop` (or SIGTERM through the CLI)."""
