@@ -28,7 +28,9 @@ def _wait_online(page: Any) -> None:
 
 
 def _show_alerts(page: Any) -> None:
-    """The queue panel opens on incidents; these tests work on the raw alerts, one tab away."""
+    """The queue panel opens on incidents; these tests work on the raw alerts, one tab away. The tabs
+    answer once the wall has started (it marks the panel with the tab shown)."""
+    page.wait_for_selector(".queue-panel[data-tab]", state="attached", timeout=20_000)
     page.click(".queue-tab[data-tab=alerts]")
     page.wait_for_selector(".queue-panel[data-tab=alerts]", timeout=5_000)
 

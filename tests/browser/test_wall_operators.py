@@ -13,6 +13,7 @@ from tests.browser.conftest import RunningSystem, wait_until
 def _online_on_alerts(page: Any) -> None:
     """Wait for the live stream, then open the queue's alert tab (the wall opens on incidents)."""
     page.wait_for_selector("body[data-live=online]", timeout=20_000)
+    page.wait_for_selector(".queue-panel[data-tab]", state="attached", timeout=20_000)
     page.click(".queue-tab[data-tab=alerts]")
     page.wait_for_selector(".queue-panel[data-tab=alerts]", timeout=5_000)
 
