@@ -214,6 +214,23 @@ def require_roles(*roles: str) -> Callable[[Principal], Principal]:
 AdminCaller = Annotated[Principal, Depends(require_roles("admin"))]
 
 
+def require_staff(principal: Principal, what: str) -> None:
+    """People only: API keys (devices, integrations) are refused ``what`` with a 403 that says so."""
+    if principal.kind != "user":
+        raise Problem(403, "forbidden", f"{what} are for staff accounts, not API keys")
+
+
+def check_action(principal: Principal, action: str, *, officer: frozenset[str], leader: frozenset[str],
+                 what: str) -> None:  # fmt: skip
+    """The one rule of the action endpoints (alerts, incidents): admins and operators do everything,
+    commune officers the ``officer`` actions, leaders the ``leader`` ones; anyone else 403."""
+    if principal.has_role("admin", "operator"):
+        return
+    allowed = officer if principal.has_role("commune_officer") else leader
+    if action not in allowed:
+        raise Problem(403, "forbidden", f"a {principal.role} may not {action} {what}")
+
+
 def require_unit_visible(principal: Principal, unit_id: str | None, what: str = "resource") -> None:
     """404 problem when records of ``unit_id`` are outside the caller's units (existence not revealed)."""
     if not principal.can_see_unit(unit_id):

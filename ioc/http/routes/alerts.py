@@ -26,7 +26,7 @@ from ioc.alerts import media as alert_media
 from ioc.alerts.access import concerned_units, scope_condition
 from ioc.alerts.lifecycle import MOVES, AlertNotFound, InvalidAction, act
 from ioc.alerts.model import Severity
-from ioc.auth.deps import current_principal
+from ioc.auth.deps import check_action, current_principal, require_staff
 from ioc.auth.principal import Principal
 from ioc.clock import SystemClock
 from ioc.http.errors import Problem, problem_responses
@@ -136,8 +136,7 @@ Caller = Annotated[Principal, Depends(current_principal)]
 
 
 def _require_staff(principal: Principal) -> None:
-    if principal.kind != "user":
-        raise Problem(403, "forbidden", "alerts are for staff accounts, not API keys")
+    require_staff(principal, "alerts")
 
 
 def _row_dict(cursor: Any, row: tuple) -> dict[str, Any]:
@@ -272,11 +271,7 @@ async def get_alert(request: Request, principal: Caller, alert_id: int) -> Alert
 
 
 def _check_may(principal: Principal, action: str) -> None:
-    if principal.has_role("admin", "operator"):
-        return
-    allowed = OFFICER_ACTIONS if principal.has_role("commune_officer") else LEADER_ACTIONS
-    if action not in allowed:
-        raise Problem(403, "forbidden", f"a {principal.role} may not {action} alerts")
+    check_action(principal, action, officer=OFFICER_ACTIONS, leader=LEADER_ACTIONS, what="alerts")
 
 
 @router.post("/alerts/{alert_id}/actions", response_model=Alert, summary="Act on an alert",

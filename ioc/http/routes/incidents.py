@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from ioc.alerts.model import Severity
-from ioc.auth.deps import current_principal
+from ioc.auth.deps import check_action, current_principal, require_staff
 from ioc.auth.principal import Principal
 from ioc.clock import SystemClock
 from ioc.http.errors import Problem, invalid, problem_responses
@@ -140,16 +140,11 @@ def _state(request: Request) -> AppState:
 
 
 def _require_staff(principal: Principal) -> None:
-    if principal.kind != "user":
-        raise Problem(403, "forbidden", "incidents are for staff accounts, not API keys")
+    require_staff(principal, "incidents")
 
 
 def _check_may(principal: Principal, action: str) -> None:
-    if principal.has_role("admin", "operator"):
-        return
-    allowed = OFFICER_ACTIONS if principal.has_role("commune_officer") else LEADER_ACTIONS
-    if action not in allowed:
-        raise Problem(403, "forbidden", f"a {principal.role} may not {action} incidents")
+    check_action(principal, action, officer=OFFICER_ACTIONS, leader=LEADER_ACTIONS, what="incidents")
 
 
 @router.get("", response_model=IncidentPage, summary="The incident queue, newest first",
