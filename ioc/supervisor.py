@@ -100,7 +100,7 @@ class Supervisor:
             self._children = [Child(spec) for spec in self.services if spec.enabled(self.settings)]
             for child in self._children:
                 self._start(child, env)
-            if self._wait_ready():
+            if self._wait_ready(env):
                 self._announce(database_url, mqtt_url, embedded_db=pg is not None, embedded_broker=broker is not None)
             while not self._stop.wait(0.5):
                 self._watch(env)
@@ -251,7 +251,11 @@ class Supervisor:
                 proc.kill()
                 proc.wait()
 
-    def _wait_ready(self) -> bool:
+    def _wait_ready(self, env: dict[str, str]) -> bool:
+        """Poll /readyz, restarting any child that dies meanwhile (an API that failed to bind, say).
+
+        Watching only after readiness would leave a crashed API down for the whole wait.
+        """
         url = f"http://{self.settings.http_host}:{self.settings.http_port}/readyz"
         deadline = time.monotonic() + READY_TIMEOUT_S
         last = "no answer"
@@ -262,6 +266,7 @@ class Supervisor:
                         return True
             except Exception as exc:  # noqa: BLE001 - keep polling until ready or timeout
                 last = str(exc)
+            self._watch(env)
             self._stop.wait(0.5)
         if not self._stop.is_set():
             log.error("the API did not become ready within %.0f s (%s)", READY_TIMEOUT_S, last)

@@ -19,12 +19,7 @@ from ioc.broker.certs import make_certs
 from ioc.broker.config import Listeners, generate
 from ioc.broker.passwords import password_for
 from ioc.district.models import District
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from ioc.net import free_port
 
 
 @dataclass

@@ -13,7 +13,7 @@ class ServedApp:
 
         import uvicorn
 
-        from ioc.embedded.broker import free_port
+        from ioc.net import free_port
 
         self.port = free_port()
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
@@ -50,7 +50,7 @@ class CuttableLink:
 
         import psycopg
 
-        from ioc.embedded.broker import free_port
+        from ioc.net import free_port
 
         params = psycopg.conninfo.conninfo_to_dict(database_url)
         host, port = str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432)

@@ -29,7 +29,7 @@ from websockets.sync.client import connect
 from ioc.auth import repository
 from ioc.auth.tokens import new_api_key
 from ioc.district.bootstrap import load_district_into
-from ioc.embedded.broker import free_port
+from ioc.net import free_port
 from ioc.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,13 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from broker_support import Client, ConfinedBroker, free_port
+from broker_support import Client, ConfinedBroker
 
 from ingest.mosquitto import mosquitto_binary
 from ioc.broker.accounts import accounts_for, acl_text
 from ioc.broker.passwords import mosquitto_hash, rotate
 from ioc.district.loader import load_district
 from ioc.district.seed import device_rows
+from ioc.net import free_port
 
 pytestmark = pytest.mark.skipif(mosquitto_binary() is None, reason="Debian's mosquitto is not installed")
 DISTRICT = load_district(Path(__file__).resolve().parent.parent / "config" / "district.yaml")

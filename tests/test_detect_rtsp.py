@@ -29,7 +29,7 @@ import yaml
 
 from ingest.testing import count, seed_devices, wait_for
 from ingest.worker import Worker, WorkerConfig
-from ioc.embedded.broker import free_port
+from ioc.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEM_PYTHON = "/usr/bin/python3"

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 from fastapi.testclient import TestClient
 
-from ioc.embedded.broker import free_port
 from ioc.http.app import create_app
+from ioc.net import free_port
 from ioc.settings import Settings
 
 

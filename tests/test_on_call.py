@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 from aiosmtpd.controller import Controller
-from channel_support import Mailbox, PushReceiver, b64, free_port, serve
+from channel_support import Mailbox, PushReceiver, b64, serve
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
@@ -28,6 +28,7 @@ from ioc.alerts.model import AlertDraft, Severity
 from ioc.alerts.store import raise_alerts
 from ioc.district.bootstrap import load_district_into
 from ioc.http.app import create_app
+from ioc.net import free_port
 from ioc.oncall.roster import OnCallConfig, Shift, on_duty
 from ioc.settings import Settings
 

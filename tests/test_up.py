@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from ioc.embedded.broker import free_port
+from ioc.net import free_port
 
 pytestmark = pytest.mark.slow
 

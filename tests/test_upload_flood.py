@@ -30,7 +30,7 @@ from PIL import Image
 from staff import SECRET
 
 from ioc.district.bootstrap import load_district_into
-from ioc.embedded.broker import free_port
+from ioc.net import free_port
 from ioc.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

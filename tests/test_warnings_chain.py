@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 import pytest
 from aiosmtpd.controller import Controller
-from channel_support import Mailbox, PushReceiver, b64, free_port, serve, unb64
+from channel_support import Mailbox, PushReceiver, b64, serve, unb64
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
@@ -34,6 +34,7 @@ from ioc.district.bootstrap import load_district_into
 from ioc.http.app import create_app
 from ioc.hub.events import CHANNEL, decode
 from ioc.mqtt import BrokerAddress
+from ioc.net import free_port
 from ioc.radio import content as radio_content
 from ioc.radio.broadcasts import RadioPolicy
 from ioc.radio.cap import CapPolicy

@@ -226,7 +226,7 @@ def _start_proxy(tmp: Path, ports: list[int], stack: Any) -> tuple[int, Path, su
     """deploy/haproxy/ioc.cfg (TLS, /readyz checks) in front of the replicas; returns (port, CA, process)."""
     import shutil
 
-    from ioc.embedded.broker import free_port
+    from ioc.net import free_port
 
     haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
     if not Path(haproxy).exists():
@@ -280,7 +280,7 @@ def run_bench(settings: Any, *, clients: int, rate: float, alerts: int, stalled:
     (the old default) and its hub CPU is reported next to ours."""
     from ingest.bench import _broker, _fresh_database, _server, _Stack
     from ingest.testing import seed_devices
-    from ioc.embedded.broker import free_port
+    from ioc.net import free_port
 
     ctx = mp.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="ioc-bench-alerts-") as tmpdir, _Stack() as stack:

@@ -134,7 +134,7 @@ def _wait(url: str, proc: subprocess.Popen) -> None:
 def run_bench(settings: Any, *, concurrency: int, photo_mb: float, reports: int) -> dict[str, Any]:
     from ingest.bench import _fresh_database, _server, _Stack
     from ioc.district.bootstrap import load_district_into
-    from ioc.embedded.broker import free_port
+    from ioc.net import free_port
 
     photo = photo_of_size(photo_mb)
     with tempfile.TemporaryDirectory(prefix="ioc-bench-reports-") as tmpdir, _Stack() as stack:

@@ -8,21 +8,16 @@ use the MQTT 5 port (persistent sessions with expiry, shared subscriptions, resp
 from __future__ import annotations
 
 import logging
-import socket
 from dataclasses import dataclass
 from pathlib import Path
+
+from ioc.net import free_port
 
 log = logging.getLogger(__name__)
 
 # Large enough for a camera snapshot and for the ingest worker to see (and dead-letter) an
 # oversized payload itself instead of the broker silently dropping the publisher's connection.
 MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

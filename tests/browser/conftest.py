@@ -24,7 +24,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -37,6 +36,8 @@ from typing import Any
 
 import psycopg
 import pytest
+
+from ioc.net import free_port as _free_port
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -68,12 +69,6 @@ def wait_until(predicate: Callable[[], Any], timeout_s: float, interval_s: float
         if time.monotonic() >= deadline:
             return None
         time.sleep(interval_s)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

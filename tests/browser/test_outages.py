@@ -75,7 +75,7 @@ def outage(chromium: str, database_factory: Callable[..., str], mqtt_url: str,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Api, CuttableLink, str]]:  # fmt: skip
     from ioc.auth import passwords, repository
     from ioc.district.bootstrap import load_district_into
-    from ioc.embedded.broker import free_port
+    from ioc.net import free_port
     from ioc.settings import Settings
 
     url = database_factory(migrated=True)

@@ -29,6 +29,7 @@ from ioc.broker.certs import make_certs
 from ioc.broker.config import Listeners, generate
 from ioc.broker.passwords import password_for
 from ioc.district.loader import load_district
+from ioc.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -42,12 +43,6 @@ SENSOR = "sensor-tra-my-bridge-water"
 RADIO = "radio-tra-my-1"  # two loudspeaker clusters of the same unit: each may read only its own commands
 OTHER_RADIO = "radio-tra-my-2"
 SUBMIT_BURST = 3
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def missing_parts() -> list[str]:
