@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -24,16 +24,22 @@ class Evidence:
 
 def annotate(frame: np.ndarray, tracks: Sequence[Track], event: Event | None = None) -> np.ndarray:
     """A copy of the frame with every track's box and id, the event's zone, and its object in red."""
+    boxes = [(t.detection.box, t.class_name, t.track_id) for t in tracks]
+    return draw_tracks(frame, boxes, set(event.track_ids) if event else set(), event.zone if event else None)
+
+
+def draw_tracks(frame: np.ndarray, boxes: Iterable[tuple[Sequence[float], str, int]], hit: Collection[int] = (),
+                zone: Sequence[tuple[float, float]] | None = None) -> np.ndarray:
+    """A copy of the frame with each (box, class, track id) drawn, those in ``hit`` in red, and ``zone``."""
     out = frame.copy()
-    if event is not None and event.zone:
-        pts = np.asarray(event.zone, np.int32).reshape(-1, 1, 2)
+    if zone:
+        pts = np.asarray(zone, np.int32).reshape(-1, 1, 2)
         cv2.polylines(out, [pts], True, _ZONE, 2)
-    hit = set(event.track_ids) if event else set()
-    for t in tracks:
-        x1, y1, x2, y2 = (int(v) for v in t.detection.box)
-        colour = _HIT if t.track_id in hit else _BOX
+    for box, class_name, track_id in boxes:
+        x1, y1, x2, y2 = (int(v) for v in box)
+        colour = _HIT if track_id in hit else _BOX
         cv2.rectangle(out, (x1, y1), (x2, y2), colour, 2)
-        cv2.putText(out, f"{t.class_name}#{t.track_id}", (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+        cv2.putText(out, f"{class_name}#{track_id}", (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
                     colour, 1, cv2.LINE_AA)
     return out
 

@@ -193,6 +193,6 @@ def evaluate(book: RuleBook, observations: Iterable[Observation]) -> tuple[list[
 
 #: Observation fields worth keeping on the alert as its latest evidence.
 EVIDENCE_FIELDS = frozenset(
-    {"snapshot_ref", "score", "object_class", "zone", "bbox", "track_id", "value", "metric", "state", "reason",
-     "category", "description", "report_id", "tracking_code", "media", "count"}
+    {"snapshot_ref", "clip_ref", "score", "object_class", "zone", "bbox", "track_id", "value", "metric", "state",
+     "reason", "category", "description", "report_id", "tracking_code", "media", "count"}
 )  # fmt: skip

@@ -77,12 +77,13 @@ def camera_pipeline(camera: Any, tz: Any, **options: Any) -> Any:
 
 
 def event_payload(message_id: str, ev: Any, zone_of: dict[str, str], snapshot_ref: str | None,
-                  zone_labels: dict[str, str] | None = None) -> dict[str, Any]:
+                  zone_labels: dict[str, str] | None = None, clip_ref: str | None = None) -> dict[str, Any]:
     """The contract's ``CameraEventV1`` body (docs/mqtt.md) for one detector event.
 
     The box goes out as fractions of the frame, the zone by its configured name (its label, for alert
     titles, in ``data``), the evidence by reference (the JPEG is written under ``IOC_VAR_DIR/media``):
-    the payload stays small.
+    the payload stays small. ``clip_ref`` names the evidence clip being cut around the event
+    (``detectors.clips``): it exists a few seconds after the event, once the frames after it are in.
     """
     from ioc.contract.schemas import OBJECT_CLASSES
 
@@ -107,6 +108,7 @@ def event_payload(message_id: str, ev: Any, zone_of: dict[str, str], snapshot_re
         "snapshot_ref": snapshot_ref,
         # the zone's label ("Sân trường") for alert titles; `zone` stays the configured name (a key)
         "data": {"rule_id": e.rule, "tracks": len(e.track_ids), **details,
+                 **({"clip_ref": clip_ref} if clip_ref else {}),
                  **({"zone_label": zone_labels[zone_of[e.rule]]}
                     if zone_labels and zone_of.get(e.rule) in zone_labels else {})},  # fmt: skip
     }
@@ -325,6 +327,10 @@ def register(app: typer.Typer) -> None:
                                                               "'camera down' alarm (a stream_down event)."),
         regions: bool = typer.Option(False, help="Region mode: square crops around motion and tracks at native "
                                                  "resolution, a whole frame every few seconds (docs/detectors)."),
+        clips: bool = typer.Option(True, "--clips/--no-clips", help="Cut an evidence clip (WebM) around each event."),
+        clip_before: float = typer.Option(3.0, min=0, max=10, help="Seconds of an evidence clip before its event."),
+        clip_after: float = typer.Option(3.0, min=0, max=10, help="Seconds of an evidence clip after its event."),
+        clip_keep_days: float = typer.Option(30.0, min=0, help="Days a camera's evidence clips are kept."),
     ) -> None:
         """Run the detector worker: camera streams -> motion gate -> batched YOLO -> tracks -> rules -> MQTT.
 
@@ -334,6 +340,7 @@ def register(app: typer.Typer) -> None:
             return
         from zoneinfo import ZoneInfo
 
+        from detectors.clips import ClipRecorder
         from detectors.evidence import make_evidence
         from detectors.model_store import ModelUnavailable
         from detectors.onnx_yolo import OnnxYoloDetector
@@ -396,6 +403,8 @@ def register(app: typer.Typer) -> None:
         }
         pipes = {c.id: camera_pipeline(c, tz, regions=regions, input_size=input_size) for c in cams}
         live = LiveFrames(media_root / "live")
+        recorder = ClipRecorder(media_root, before_s=clip_before, after_s=clip_after,
+                                keep_days=clip_keep_days) if clips else None  # fmt: skip
         zones = {c.id: {r.id: r.zone for r in c.rules if getattr(r, "zone", None)} for c in cams}
         labels = {c.id: {z.name: z.label for z in c.zones} for c in cams}
         boot = f"d{int(time.time()):x}"
@@ -420,10 +429,17 @@ def register(app: typer.Typer) -> None:
                         client.publish(topic, json.dumps(body), qos=1)
                 for pipe, image, *_ in items:
                     live.offer(pipe.camera_id, image, pipe.tracks)
-                for ev in run_batch(detector, items) if items else []:
+                events = run_batch(detector, items) if items else []
+                if recorder is not None:
+                    for pipe, image, now, _ in items:
+                        recorder.add(pipe.camera_id, image, now, pipe.tracks)
+                    recorder.tick(time.time())
+                for ev in events:
                     sent += 1
                     ref = store_evidence(media_root, ev.camera_id, make_evidence(ev.frame, ev.tracks, ev.event))
-                    body = event_payload(f"{boot}-{sent}", ev, zones[ev.camera_id], ref, labels[ev.camera_id])
+                    clip_ref = recorder.trigger(ev.camera_id, ref, ev.event) if recorder is not None else None
+                    body = event_payload(f"{boot}-{sent}", ev, zones[ev.camera_id], ref, labels[ev.camera_id],
+                                         clip_ref)  # fmt: skip
                     topic = build_topic(units[ev.camera_id], "camera", ev.camera_id, Channel.EVENT,
                                         settings.mqtt_topic_root)  # fmt: skip
                     if client is not None:
@@ -434,6 +450,8 @@ def register(app: typer.Typer) -> None:
         finally:
             for src in sources.values():
                 src.stop()
+            if recorder is not None:
+                recorder.close()
             if client is not None:
                 client.loop_stop()
                 client.disconnect()

@@ -103,7 +103,8 @@ RULES: dict[str, Rule] = {
     "GET /api/devices": roles(*STAFF, unit="list"),
     "GET /api/cameras/{camera_id}/latest.jpg": roles(*STAFF, unit="path camera_id"),
     "GET /api/cameras/{camera_id}/mjpeg": roles(*STAFF, unit="path camera_id (stream)"),
-    "GET /api/media/{ref:path}": roles(*STAFF, unit="path ref (camera, or an alert the caller sees)"),
+    "GET /api/media/{ref:path}": roles(*STAFF, unit="path ref (camera, or an alert the caller sees); "
+                                                 "snapshots, crops and evidence clips"),
     # -- citizen reports ------------------------------------------------------------------------------
     "GET /api/public/report-categories": public(),
     "POST /api/public/reports": public("rate-limited per address"),

@@ -27,7 +27,9 @@ from ioc.http.units import UnitQuery
 router = APIRouter(prefix="/api", tags=["places"])
 MJPEG_POLL_S = 0.25
 
-_EVIDENCE_REF = re.compile(r"^evidence/(?P<camera>[a-z0-9]+(?:-[a-z0-9]+)*)/[0-9a-f]{2}/[0-9a-f]{64}(-crop)?\.jpg$")
+_EVIDENCE_REF = re.compile(
+    r"^evidence/(?P<camera>[a-z0-9]+(?:-[a-z0-9]+)*)/[0-9a-f]{2}/[0-9a-f]{64}(?P<kind>-crop\.jpg|\.jpg|-clip\.webm)$"
+)
 
 
 def _state(request: Request) -> AppState:
@@ -208,9 +210,14 @@ async def camera_mjpeg(request: Request, camera_id: str, access_token: str | Non
                              headers={"Cache-Control": "no-store"})  # fmt: skip
 
 
-@router.get("/media/{ref:path}", summary="A camera evidence image (staff of the camera's unit)",
-            response_class=FileResponse, responses=problem_responses(401, 403, 404))  # fmt: skip
+@router.get("/media/{ref:path}", summary="A camera evidence image or clip (staff of the camera's unit)",
+            response_class=FileResponse,
+            responses={200: {"content": {"image/jpeg": {}, "video/webm": {}}},
+                       **problem_responses(401, 403, 404)})  # fmt: skip
 async def evidence_image(request: Request, principal: Caller, ref: str) -> FileResponse:
+    """The snapshot (``<sha256>.jpg``), its crop (``-crop.jpg``) or the evidence clip around the event
+    (``-clip.webm``, VP8; range requests answer 206). The clip is written a few seconds after its
+    event (``ioc detect``): until then, 404."""
     _require_staff(principal)
     match = _EVIDENCE_REF.match(ref)
     if match is None:
@@ -231,4 +238,5 @@ async def evidence_image(request: Request, principal: Caller, ref: str) -> FileR
     path = Path(_state(request).settings.var_dir) / "media" / ref
     if not path.is_file():
         raise Problem(404, "not-found", "no such evidence image")
-    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
+    media_type = "video/webm" if match["kind"].endswith(".webm") else "image/jpeg"
+    return FileResponse(path, media_type=media_type, headers={"Cache-Control": "private, max-age=86400"})
