@@ -567,6 +567,32 @@ def test_the_commune_an_alert_is_assigned_to_sees_its_evidence(world: World) -> 
     assert world.client.get(f"/api/media/{world.ids['ref']}", headers=officer).status_code == 404
 
 
+def test_an_evidence_clip_follows_its_snapshot_s_access_and_answers_ranges(world: World) -> None:
+    """The clip beside a snapshot (``<sha256>-clip.webm``): the camera's commune and district staff see
+    it, with range requests (a <video> seeks with them); another commune does not, until the alert citing
+    the snapshot is assigned to it."""
+    digest = secrets.token_hex(32)
+    snapshot = f"evidence/{CAMERA_B}/{digest[:2]}/{digest}.jpg"
+    clip = snapshot.removesuffix(".jpg") + "-clip.webm"
+    (world.var / "media" / snapshot).parent.mkdir(parents=True, exist_ok=True)
+    (world.var / "media" / snapshot).write_bytes(jpeg(8))
+    body = b"\x1a\x45\xdf\xa3" + bytes(range(256)) * 8
+    (world.var / "media" / clip).write_bytes(body)
+    alert = _alert(world.db, B, "Xâm nhập trường Trà Sơn", evidence={"snapshot_ref": snapshot, "clip_ref": clip})
+    officer, operator = world.headers["officer_a"], world.headers["operator"]
+    whole = world.client.get(f"/api/media/{clip}", headers=operator)
+    assert whole.status_code == 200 and whole.content == body
+    assert whole.headers["content-type"] == "video/webm" and whole.headers["accept-ranges"] == "bytes"
+    part = world.client.get(f"/api/media/{clip}", headers=operator | {"Range": "bytes=4-99"})
+    assert part.status_code == 206 and part.content == body[4:100]
+    assert world.client.get(f"/api/media/{clip}", headers=officer).status_code == 404
+    assert world.client.get(f"/api/media/{clip.replace('-clip', '-clap')}", headers=operator).status_code == 404
+    assigned = world.client.post(f"/api/alerts/{alert}/actions", headers=operator,
+                                 json={"action": "assign", "unit_id": A})  # fmt: skip
+    assert assigned.status_code == 200, assigned.text
+    assert world.client.get(f"/api/media/{clip}", headers=officer).content == body
+
+
 def test_the_live_websocket_ends_within_5_s_of_token_expiry(world: World, mqtt_url: str) -> None:
     """Expiry, on an injected clock: the access token lapses 15 minutes after login; the stream's
     next credential check (every 2 s) ends it."""

@@ -4,7 +4,8 @@
 // Cameras with a picture come first; one without (no detector watching it) is asked again only
 // every 30 s, so a district with many cameras does not flood the API with requests that fail.
 // The operator picks a camera (click: it is shown large), cycles through the live ones, or shows one
-// full screen; an alert's drawer jumps to its camera. Above the tiles: how many cameras of each
+// full screen; an alert's drawer jumps to its camera, and plays its evidence clip in the camera's tile
+// (`playClip`, until "back to live"). Above the tiles: how many cameras of each
 // commune have a picture (availability), so dead cameras are seen as a figure, not only as tiles.
 import { api } from "../common/api.js";
 import { el } from "../common/dom.js";
@@ -31,7 +32,7 @@ function setState(entry, state) {
   entry.tile.dataset.state = state;
   entry.caption.textContent = label(entry);
   entry.frame.dataset.label = state === "live" ? "" : label(entry);
-  entry.img.hidden = state !== "live";
+  entry.img.hidden = state !== "live" || Boolean(entry.clip);
   entry.tile.style.order = state === "live" ? "0" : state === "offline" ? "1" : "2";
   entry.nextTry = Date.now() + (RETRY_MS[state] || 0);
 }
@@ -110,6 +111,39 @@ function fullScreen(id) {
   if (!entry) return;
   selectCamera(id);
   entry.tile.requestFullscreen?.().catch(() => {}); // refused without a user gesture: the tile stays large
+}
+
+/** Play an evidence clip (a blob: URL) in the camera's tile, shown large, with a button back to the live
+ * picture; `label` says when the event was. Returns the <video>, or null for a camera not on the wall. */
+export function playClip(id, url, label = "") {
+  const entry = tiles.get(id);
+  if (!entry) return null;
+  stopClip(id);
+  focusCamera(id);
+  const video = el("video", { class: "camera-clip", src: url, autoplay: true, muted: true, loop: true,
+    playsinline: true, controls: true, "aria-label": label, onclick: (event) => event.stopPropagation() });
+  video.muted = true; // autoplay needs it; the clip has no sound anyway
+  const back = el("button", { type: "button", class: "camera-live", onclick: () => stopClip(id) }, t("cameras.back_live"));
+  const note = el("span", { class: "camera-clip-note" }, label);
+  entry.clip = { url, video, back, note };
+  entry.img.hidden = true;
+  entry.tile.dataset.clip = "playing";
+  entry.frame.append(video);
+  entry.caption.after(note, back);
+  video.play().catch(() => {}); // autoplay refused: the controls stay
+  return video;
+}
+
+/** Back to the live picture: the clip's player goes and its blob: URL is released. */
+export function stopClip(id) {
+  const entry = tiles.get(id);
+  if (!entry?.clip) return;
+  entry.clip.video.pause();
+  for (const node of [entry.clip.video, entry.clip.back, entry.clip.note]) node.remove();
+  URL.revokeObjectURL(entry.clip.url);
+  entry.clip = null;
+  delete entry.tile.dataset.clip;
+  entry.img.hidden = entry.state !== "live";
 }
 
 /** From an alert: bring its camera forward, large and in view (full screen on request). */

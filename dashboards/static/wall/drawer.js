@@ -1,12 +1,14 @@
 // The evidence drawer: one click on an alert shows its detail, its evidence (camera snapshot or
 // the citizen's photos, fetched with the bearer token and shown as blob: URLs), its history, and
 // the operator's actions: acknowledge, assign to a commune, mark a false alarm (the cause stays quiet
-// for the configured time, audited with the operator's name), snooze on this screen, show the camera.
+// for the configured time, audited with the operator's name), snooze on this screen, show the camera
+// and play the evidence clip around the event in it.
 import { api, ApiError } from "../common/api.js";
 import { el } from "../common/dom.js";
 import { formatDate, t } from "../common/i18n.js";
 import { snoozeAlert, upsertAlert } from "./alerts.js";
 import { focusCamera } from "./cameras.js";
+import { cameraOf, clipControl } from "./evidence-clip.js";
 import { communes, unitName } from "./units.js";
 
 const drawer = () => document.getElementById("drawer");
@@ -80,15 +82,9 @@ function actions(alert) {
     el("div", { class: "assign-row" }, reason, falseAlarm),
     el("p", { class: "muted" }, t("drawer.false_alarm_hint")),
     el("div", { class: "assign-row" }, snooze, show),
+    clipControl(alert, { id: "clip-button" }),
     message,
   );
-}
-
-/** The camera of a detector alert: its evidence is stored under evidence/<camera id>/ (ioc detect). */
-function cameraOf(alert) {
-  if (!String(alert.kind || "").startsWith("camera.")) return null;
-  const match = /^evidence\/([a-z0-9-]+)\//.exec(alert.evidence?.snapshot_ref || "");
-  return match ? match[1] : null;
 }
 
 async function act(id, body, message) {

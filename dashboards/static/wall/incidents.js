@@ -1,12 +1,15 @@
 // The wall's incident queue: the operator works on incidents (one case from many signals), not on
 // raw alerts. The queue panel shows open incidents with their signal counts (the raw alert queue
 // stays one tab away); one click opens the incident in the drawer: its checklist, its signals (each
-// alert opens its own evidence drawer) and its timeline. Live `incident` events refresh the queue.
+// alert opens its own evidence drawer) and its timeline. Live context: a sensor incident's readings, a
+// camera incident's evidence clips (each jumps to its camera and plays). Live `incident` events refresh
+// the queue.
 import "./incident-strings.js";
 import { api, ApiError } from "../common/api.js";
 import { el } from "../common/dom.js";
 import { formatDate, t } from "../common/i18n.js";
 import { SEVERITIES } from "./alerts.js";
+import { clipControl } from "./evidence-clip.js";
 import { readingsChart } from "./readings.js";
 import { unitName } from "./units.js";
 
@@ -158,6 +161,25 @@ function liveContext(incident) {
   return [el("h3", {}, t("readings.title")), box];
 }
 
+/** Camera incidents: the evidence clip of each camera signal (the newest five), each playable in its camera. */
+function cameraContext(incident) {
+  const cameras = incident.signals.filter((s) => s.signal === "alert" && s.topic.startsWith("camera.")).slice(-5);
+  if (!cameras.length) return [];
+  const list = el("ul", { class: "incident-clips", id: "incident-clips" });
+  const heading = el("h3", { hidden: true }, t("clip.title"));
+  for (const s of cameras) {
+    api(`/api/alerts/${s.ref}`)
+      .then((alert) => {
+        const control = clipControl(alert);
+        if (!control) return;
+        list.append(el("li", { dataset: { alertId: alert.id } }, el("span", {}, `${alert.title} · ${formatDate(alert.last_seen, "short")} `), control));
+        heading.hidden = false;
+      })
+      .catch(() => {});
+  }
+  return [heading, list];
+}
+
 let message = null;
 
 async function act(id, body) {
@@ -217,6 +239,7 @@ export async function openIncident(id, { keepFocus = false } = {}) {
     ),
     ...(incident.checklist.length ? [el("h3", {}, t("incidents.checklist")), checklist(incident)] : []),
     ...liveContext(incident),
+    ...cameraContext(incident),
     el("h3", {}, `${t("incidents.signals_title")} (${incident.signals.length})`),
     signals(incident),
     el("h3", {}, t("incidents.timeline")),
