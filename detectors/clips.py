@@ -118,7 +118,7 @@ class ClipRecorder:
         height, width = image.shape[:2]
         scale = min(1.0, self.max_width / width)
         small = image if scale == 1.0 else cv2.resize(image, (round(width * scale), round(height * scale)),
-                                                       interpolation=cv2.INTER_AREA)  # fmt: skip
+                                                       interpolation=cv2.INTER_LINEAR)  # fmt: skip
         boxes = tuple((tuple(v * scale for v in t.detection.box), t.class_name, t.track_id) for t in tracks)
         kept = KeptFrame(at, small, boxes, scale)  # type: ignore[arg-type]
         ring.append(kept)

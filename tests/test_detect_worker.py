@@ -30,7 +30,9 @@ def test_detector_event_is_a_valid_contract_payload_with_stored_evidence(tmp_pat
     camera_event = CameraEvent("cam-tra-my-school-01", event, frame, [track], 0.0)
     ref = store_evidence(tmp_path, camera_event.camera_id, make_evidence(frame, [track], event))
     assert (tmp_path / ref).read_bytes()[:2] == b"\xff\xd8"
-    body = event_payload("d1-1", camera_event, {"yard-after-hours": "san-truong"}, ref, {"san-truong": "Sân trường"})
+    clip = ref.removesuffix(".jpg") + "-clip.webm"
+    body = event_payload("d1-1", camera_event, {"yard-after-hours": "san-truong"}, ref, {"san-truong": "Sân trường"},
+                         clip)  # fmt: skip
     payload = CameraEventV1.model_validate_json(json.dumps(body))
     assert (payload.rule, payload.zone, payload.object_class, payload.track_id) == (
         "intrusion", "san-truong", "person", 7,
@@ -45,6 +47,9 @@ def test_detector_event_is_a_valid_contract_payload_with_stored_evidence(tmp_pat
                       device_kind="camera", device_name="Trường THPT Bắc Trà My", fields=fields)  # fmt: skip
     [draft], _ = evaluate(load_rulebook(ROOT / "config" / "alert-rules.yaml"), [obs])
     assert draft.title == "Xâm nhập khu vực Sân trường – camera Trường THPT Bắc Trà My"
+    # the evidence clip's reference rides in `data` and stays on the alert beside the snapshot
+    assert payload.data["clip_ref"] == clip
+    assert draft.evidence["snapshot_ref"] == ref and draft.evidence["clip_ref"] == clip
 
 
 def test_every_sample_camera_rule_translates() -> None:
