@@ -3,7 +3,7 @@
 The detector worker hands every processed frame to :class:`ClipRecorder` (``add``) and every event to
 it (``trigger``). Each camera keeps a ring of its recent frames; an event takes the ring's last
 ``before_s`` seconds, collects the next ``after_s`` seconds as they arrive, and the clip is then encoded
-by a writer thread, so encoding never stalls the frame loop.
+by a writer thread at a lower CPU priority (nice 10 on Linux), so encoding never stalls the frame loop.
 
 Format: VP8 in WebM (``cv2.VideoWriter`` fourcc ``VP80``; the opencv-python wheel's FFmpeg carries
 libvpx). Debian's chromium plays it natively, with no proprietary codec; ``mp4v`` (MPEG-4 part 2) and
@@ -24,6 +24,7 @@ Bounds, all per camera unless said otherwise:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -172,6 +173,8 @@ class ClipRecorder:
 
     # -- the writer thread ---------------------------------------------------------------------------
     def _write_loop(self) -> None:
+        with contextlib.suppress(AttributeError, OSError):  # Linux: this thread alone yields the CPU to the
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)  # frame loop (encoding is heavy)
         while (clip := self._queue.get()) is not None:
             try:
                 written = write_clip(self.media_root, clip)

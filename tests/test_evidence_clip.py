@@ -26,7 +26,7 @@ from ioc.cli.detect_cmd import event_payload, store_evidence
 
 FPS = 5.0
 START = 1_800_000_000.0
-ZONE = [(600, 380), (740, 380), (740, 470), (600, 470)]  # a walker enters it near frame 400 (test_detect_still)
+ZONE = [(600, 380), (740, 380), (740, 470), (600, 470)]  # a walker enters it near frame 385 (test_detect_still)
 CAMERA = "cam-clip"
 
 
@@ -39,12 +39,12 @@ def _wait_written(recorder: ClipRecorder, n: int, timeout_s: float = 20.0) -> No
 def test_an_intrusion_on_real_footage_gets_a_clip_of_the_seconds_around_it(tmp_path: Path) -> None:
     detector = OnnxYoloDetector()
     capture = cv2.VideoCapture(str(vtest_video()))
-    capture.set(cv2.CAP_PROP_POS_FRAMES, 350)
+    capture.set(cv2.CAP_PROP_POS_FRAMES, 360)
     pipe = CameraPipeline.from_specs(CAMERA, [{"type": "intrusion", "name": "yard", "zone": ZONE}],
                                      frame_size=(768, 576))  # fmt: skip
-    recorder = ClipRecorder(tmp_path, before_s=3.0, after_s=3.0, fps=FPS)
+    recorder = ClipRecorder(tmp_path, before_s=2.0, after_s=2.0, fps=FPS)
     payloads = []
-    for i in range(34):  # 6.8 s of footage at 5 fps: a walker enters the zone after about 3.4 s
+    for i in range(24):  # 4.8 s of footage at 5 fps: a walker enters the zone after about 2.4 s
         ok, frame = capture.read()
         capture.grab()
         assert ok
@@ -63,11 +63,11 @@ def test_an_intrusion_on_real_footage_gets_a_clip_of_the_seconds_around_it(tmp_p
     assert clip_ref == clip_ref_for(payload["snapshot_ref"]) and clip_ref.endswith("-clip.webm")
     [written] = [w for w in recorder.written if w.ref == clip_ref]
     at = written.event_at
-    assert at > START + 3.0, "the intrusion came too early in the footage for a clip with 3 s before it"
-    # The frames from 3 s before to 3 s after the event, at the recorder's rate.
-    assert at - 3.0 <= written.first_at <= at - 3.0 + 1 / FPS, (written, at)
-    assert at + 3.0 - 1 / FPS <= written.last_at <= at + 3.0 + 1 / FPS, (written, at)
-    assert 29 <= written.frames <= 31 and written.fps == pytest.approx(FPS, rel=0.05)
+    assert at >= START + 2.0, "the intrusion came too early in the footage for a clip with 2 s before it"
+    # The frames from 2 s before to 2 s after the event, at the recorder's rate.
+    assert at - 2.0 <= written.first_at <= at - 2.0 + 1 / FPS, (written, at)
+    assert at + 2.0 - 1 / FPS <= written.last_at <= at + 2.0 + 1 / FPS, (written, at)
+    assert 19 <= written.frames <= 21 and written.fps == pytest.approx(FPS, rel=0.05)
     # Playable: OpenCV decodes every frame of the file the API will serve.
     path = tmp_path / clip_ref
     decoded = cv2.VideoCapture(str(path))
