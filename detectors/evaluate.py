@@ -4,13 +4,14 @@ Counting people per frame hides errors: a miss and a false positive on the same 
 every labelled person box is matched to at most one detected box (greedy by IoU, highest first, IoU
 >= 0.5, the PASCAL VOC criterion), so precision = matched / detected, recall = matched / labelled, and
 the count error (mean |detected - labelled| per frame) is reported beside them. Labels may be tagged
-``distant`` or ``occluded``: recall is also given for those, since that is where detectors fail.
+``distant``, ``occluded`` or ``truncated`` (cut by the frame edge): recall is also given for those, since
+that is where detectors fail.
 ``ignore`` areas (a poster of a person, a half-visible shape nobody could decide on) are neither
 required nor counted as false positives.
 
-The clips are played through the real pipeline (motion gate, tracker, and crops in region mode) at
-the labels' frame step, with a model run forced on each labelled frame, so the figures are the ones
-the worker would get.
+Each clip is played through the real pipeline (motion gate, tracker, and crops in region mode) at the
+labels' frame step, with a model run forced on each labelled frame, so the figures are the ones the
+worker would get. Every clip is scored alone and all clips together (boxes pooled).
 """
 
 from __future__ import annotations
@@ -113,27 +114,36 @@ def persons(detections: Iterable[Detection]) -> list[Box]:
 
 
 def clip_path(clips: Mapping[str, Any], name: str) -> Path:
-    """Where a labelled clip is on this machine (fetched and verified like the models)."""
-    if clips[name].get("fetch") == "vtest":
+    """Where a labelled clip is on this machine: ``vtest`` fetched and verified like the models, a ``file``
+    shipped in the repository and checked against its pinned sha256."""
+    spec = clips[name]
+    if spec.get("fetch") == "vtest":
         from detectors.media import vtest_video
 
         return vtest_video()
+    if spec.get("fetch") == "file":
+        from detectors.media import shipped_clip
+
+        return shipped_clip(spec["path"], spec["sha256"])
     raise ValueError(f"clip {name!r}: no way to fetch it")
 
 
 def evaluate(detector: Detector, regions: bool, labels: Path = LABELS, step: int = 2,
-             fps: float = 5.0) -> dict[str, float | int | None]:
+             fps: float = 5.0) -> list[dict[str, float | int | str | None]]:
     """Play every labelled clip through a fresh pipeline (every ``step``-th frame, ``fps`` of frame time)
     and score the detections of the labelled frames (at the detector's ``conf``, which the caller sets
-    for the mode: ``regions.REGION_CONF`` for region mode)."""
+    for the mode: ``regions.REGION_CONF`` for region mode). One flat dict per clip, then ``clip: "all"``
+    (the boxes of every clip pooled, not an average of the clips' ratios)."""
     from detectors.pipeline import CameraPipeline, run_batch
 
     clips, labelled = load_labels(labels)
-    score = Score()
+    mode = {"mode": "regions" if regions else "full_frame", "conf": getattr(detector, "conf", None)}
+    total, out = Score(), []
     for name in clips:
         wanted = {f.frame: f for f in labelled if f.clip == name}
         if not wanted:
             continue
+        score = Score()
         pipe = CameraPipeline.from_specs(name, [], regions=regions, tamper=None)
         capture, index, last = cv2.VideoCapture(str(clip_path(clips, name))), 0, max(wanted)
         while index <= last:
@@ -144,8 +154,11 @@ def evaluate(detector: Detector, regions: bool, labels: Path = LABELS, step: int
                 pipe.force = index in wanted
                 run_batch(detector, [(pipe, frame, index / step / fps, 0.0)])
                 if index in wanted:
-                    score.add(wanted[index], persons(pipe.detections))
+                    found = persons(pipe.detections)
+                    score.add(wanted[index], found)
+                    total.add(wanted[index], found)
             index += 1
         capture.release()
-    return {"mode": "regions" if regions else "full_frame", "conf": getattr(detector, "conf", None),
-            "frames": score.frames, **score.figures()}
+        out.append({**mode, "clip": name, "frames": score.frames, **score.figures()})
+    out.append({**mode, "clip": "all", "frames": total.frames, **total.figures()})
+    return out

@@ -1,7 +1,9 @@
-"""Sample video for tests and benchmarks: OpenCV's ``vtest.avi`` from Debian's ``opencv-doc`` package.
+"""Sample videos for tests and benchmarks: OpenCV's ``vtest.avi`` from Debian's ``opencv-doc`` package, and short
+clips shipped in ``tests/data`` (see ``shipped_clip``).
 
-Fetched with ``apt-get download`` (no root needed), unpacked with ``dpkg-deb``, checked against a pinned
-sha256 and cached beside the models, so tests and ``ioc bench detect`` run on the same pixels everywhere.
+``vtest.avi`` is fetched with ``apt-get download`` (no root needed), unpacked with ``dpkg-deb``, checked
+against a pinned sha256 and cached beside the models, so tests and ``ioc bench detect`` run on the same pixels
+everywhere. A shipped clip is checked against its pinned sha256 on every use.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from detectors.model_store import ModelUnavailable, model_dir, sha256_of
+from detectors.model_store import PROJECT_ROOT, ModelUnavailable, model_dir, sha256_of
 
 VTEST_SHA256 = "45cddc9490be69345cbdab64ca583be65987e864ca408038e648db99e10516cf"
 _VTEST_MEMBER = "./usr/share/doc/opencv-doc/examples/data/vtest.avi"
@@ -42,3 +44,15 @@ def vtest_video(cache: Path | None = None) -> Path:
         raise ModelUnavailable(f"vtest.avi does not match its pinned sha256 {VTEST_SHA256}")
     partial.replace(target)
     return target
+
+
+def shipped_clip(relative: str, sha256: str) -> Path:
+    """A short clip kept in the repository (small enough to ship, so the tests need no network), checked
+    against its pinned sha256: a checkout that holds a Git LFS pointer or a truncated file fails here by name
+    instead of scoring the detector on the wrong pixels."""
+    path = PROJECT_ROOT / relative
+    if not path.exists():
+        raise ModelUnavailable(f"{relative} is missing from this checkout")
+    if sha256_of(path) != sha256:
+        raise ModelUnavailable(f"{relative} does not match its pinned sha256 {sha256}")
+    return path

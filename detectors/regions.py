@@ -23,8 +23,9 @@ Box = tuple[float, float, float, float]
 
 #: Score threshold of region mode. Crops at native resolution make the model surer of everything, traffic
 #: cones included: at the full-frame threshold (0.3) region mode found more people (recall 0.869 vs 0.832
-#: on the labelled set) but with 12 false positives instead of 2; at 0.55 it keeps 2 (precision 0.989, equal)
-#: and recall 0.850 (docs/performance.md).
+#: on vtest.avi's labelled frames) but with 12 false positives instead of 2; at 0.55 it keeps 2 (precision
+#: 0.989, equal) and recall 0.850. The same threshold costs people cut by the frame's edge, who score lower
+#: in a crop: on the second labelled clip region mode finds 16 of 19, full frame 19 (docs/performance.md).
 REGION_CONF = 0.55
 
 

@@ -295,6 +295,7 @@ def register(app: typer.Typer) -> None:
         """Per-box precision, recall and count error on the labelled frames, full-frame and region modes.
 
         Each labelled clip plays through the real pipeline (gate, tracker, crops); boxes match at IoU >= 0.5.
+        Per mode: one line per clip, then the clips pooled (clip=all).
         Example: ioc detect eval --json
         """
         from detectors.evaluate import LABELS, evaluate
@@ -308,8 +309,8 @@ def register(app: typer.Typer) -> None:
             full_conf = detector.conf
             for regions in (False, True):
                 detector.conf = REGION_CONF if regions else full_conf
-                result = evaluate(detector, regions, labels or LABELS)
-                typer.echo(json.dumps(result) if as_json else "  ".join(f"{k}={v}" for k, v in result.items()))
+                for result in evaluate(detector, regions, labels or LABELS):
+                    typer.echo(json.dumps(result) if as_json else "  ".join(f"{k}={v}" for k, v in result.items()))
         except ModelUnavailable as exc:
             typer.echo(f"detect eval: {exc}", err=True)
             raise typer.Exit(exit_codes.UNAVAILABLE) from exc
