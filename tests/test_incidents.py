@@ -354,3 +354,93 @@ def test_a_citizen_following_a_report_sees_the_incident_it_belongs_to(app) -> No
     complaint = client.post("/api/public/reports", data={"category": "can-bo", "description": "Cán bộ xã hách dịch",
                                                           "lat": str(lat), "lon": str(lon)})  # fmt: skip
     assert client.get(f"/api/public/reports/{complaint.json()['tracking_code']}").json()["incident"] is None
+
+
+def _incident_events_until_sentinel(ws: object) -> list[dict]:
+    """Read a websocket until the test's sentinel system event; answer the incident events before it."""
+    seen: list[dict] = []
+    while True:
+        message = ws.receive_json()  # type: ignore[attr-defined]
+        items = message["items"] if message["type"] == "batch" else [message]
+        for item in items:
+            if item["type"] != "event":
+                continue
+            event = item["event"]
+            if event["topic"] == "system" and event["type"] == "test.sentinel":
+                return seen
+            if event["topic"] == "incident":
+                seen.append(event)
+
+
+def test_live_incident_events_reach_the_lead_and_helping_communes_and_no_other(app) -> None:
+    """An incident led by Trà Đốc with Trà Giang helping: an operator's note on it reaches Trà Giang's
+    console live (not only over HTTP), never Trà Bui's, which still hears of its own incident."""
+    import time
+
+    from ioc.hub.events import LiveEvent, notify
+
+    client, url = app
+    now = datetime.now(UTC) + timedelta(days=8)
+    lead_alert, helper_alert = _raise(url, [_intrusion("cam-ld", "tra-doc", now, *_inside("tra-doc")),
+                                            _intrusion("cam-hp", "tra-giang", now, *_inside("tra-giang"))], now)
+    one, two = _incident_of_alert(url, lead_alert), _incident_of_alert(url, helper_alert)
+    operator = {"Authorization": f"Bearer {token(client, url, 'operator')}"}
+    merged = client.post(f"/api/incidents/{two}/actions", headers=operator, json={"action": "merge", "into": one})
+    assert merged.status_code == 200, merged.text
+    incident = client.get(f"/api/incidents/{one}", headers=operator).json()
+    assert (incident["lead_unit_id"], incident["helper_unit_ids"]) == ("tra-doc", ["tra-giang"])
+
+    deadline = time.monotonic() + 10
+    while not client.app.state.hub_ready.is_set():
+        assert time.monotonic() < deadline, "hub listener did not start"
+        time.sleep(0.05)
+    helper = token(client, url, "commune_officer", "tra-giang")
+    stranger = token(client, url, "commune_officer", "tra-bui")
+    with (
+        client.websocket_connect(f"/ws?topics=incident,system&access_token={helper}") as helper_ws,
+        client.websocket_connect(f"/ws?topics=incident,system&access_token={stranger}") as stranger_ws,
+    ):
+        for ws in (helper_ws, stranger_ws):
+            assert ws.receive_json()["type"] == "hello"
+            assert ws.receive_json()["type"] == "snapshot_end"
+        noted = client.post(f"/api/incidents/{one}/actions", headers=operator,
+                            json={"action": "comment", "note": "Hai xã cùng theo dõi"})  # fmt: skip
+        assert noted.status_code == 200, noted.text
+        [own_alert] = _raise(url, [_intrusion("cam-bui", "tra-bui", now, *_inside("tra-bui"))], now)
+        with psycopg.connect(url) as conn:
+            notify(conn, LiveEvent(topic="system", type="test.sentinel"))
+            conn.commit()
+        helper_events = _incident_events_until_sentinel(helper_ws)
+        stranger_events = _incident_events_until_sentinel(stranger_ws)
+    to_helper = [e for e in helper_events if e["data"]["id"] == one]
+    assert to_helper and to_helper[0]["type"] == "incident.updated"
+    assert to_helper[0]["unit_id"] == "tra-doc" and to_helper[0]["unit_ids"] == ["tra-doc", "tra-giang"]
+    assert one not in {e["data"]["id"] for e in stranger_events}
+    # The stranger's stream works: its own commune's new incident reached it.
+    assert _incident_of_alert(url, own_alert) in {e["data"]["id"] for e in stranger_events}
+    assert _incident_of_alert(url, own_alert) not in {e["data"]["id"] for e in helper_events}
+
+
+def test_a_commune_acknowledges_its_own_new_alerts_of_an_incident(app) -> None:
+    """`acknowledge` on an incident takes the new alerts the caller sees in it (a helping commune: its
+    own), names them in the timeline, and answers 409 once there is nothing left to take."""
+    client, url = app
+    now = datetime.now(UTC) + timedelta(days=9)
+    lead_alert, helper_alert = _raise(url, [_intrusion("cam-ak1", "tra-nu", now, *_inside("tra-nu")),
+                                            _intrusion("cam-ak2", "tra-dong", now, *_inside("tra-dong"))], now)
+    one, two = _incident_of_alert(url, lead_alert), _incident_of_alert(url, helper_alert)
+    operator = {"Authorization": f"Bearer {token(client, url, 'operator')}"}
+    assert client.post(f"/api/incidents/{two}/actions", headers=operator,
+                       json={"action": "merge", "into": one}).status_code == 200  # fmt: skip
+    leader = {"Authorization": f"Bearer {token(client, url, 'leader')}"}
+    refused = client.post(f"/api/incidents/{one}/actions", headers=leader, json={"action": "acknowledge"})
+    assert refused.status_code == 403
+    helper = {"Authorization": f"Bearer {token(client, url, 'commune_officer', 'tra-dong')}"}
+    taken = client.post(f"/api/incidents/{one}/actions", headers=helper, json={"action": "acknowledge"})
+    assert taken.status_code == 200, taken.text
+    statuses = {s["ref"]: s["status"] for s in client.get(f"/api/incidents/{one}", headers=operator).json()["signals"]}
+    assert statuses == {lead_alert: "new", helper_alert: "acknowledged"}
+    entry = next(e for e in taken.json()["timeline"] if e["action"] == "acknowledged")
+    assert entry["actor"].startswith("commune-officer-") and entry["data"] == {"alerts": [helper_alert]}
+    again = client.post(f"/api/incidents/{one}/actions", headers=helper, json={"action": "acknowledge"})
+    assert again.status_code == 409 and "nothing to acknowledge" in again.json()["detail"]

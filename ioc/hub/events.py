@@ -31,6 +31,11 @@ class LiveEvent(BaseModel):
     topic: str = Field(description="alert, presence, camera, report, radio, kpi, system, incident or warning")
     type: str = Field(description="What happened, e.g. `alert.created`, `device.offline`")
     unit_id: str | None = Field(default=None, description="Unit concerned (commune staff see only theirs)")
+    unit_ids: list[str] = Field(
+        default_factory=list,
+        description="Every unit the event concerns when it is more than one (an incident's lead and helping "
+        "communes): commune staff of any of them see it; `unit_id` stays the first (the lead)",
+    )
     at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     data: dict[str, Any] = Field(default_factory=dict)
 

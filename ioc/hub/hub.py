@@ -71,7 +71,12 @@ class Subscription:
             return False
         # The platform's own news (hub reconnected, database away or back) concerns every client and
         # holds no commune's data: a commune officer's console must show the banner too.
-        return (event.topic == "system" and event.unit_id is None) or self.allows_unit(event.unit_id)
+        if event.topic == "system" and event.unit_id is None:
+            return True
+        # An incident belongs to its lead commune and to every helping one: each of them hears of it.
+        if event.unit_ids:
+            return any(self.allows_unit(unit) for unit in event.unit_ids)
+        return self.allows_unit(event.unit_id)
 
 
 class Hub:

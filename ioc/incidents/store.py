@@ -348,7 +348,9 @@ def set_units(conn: psycopg.Connection, incident_id: int, *, lead_unit_id: str |
                  (lead_unit_id, now, incident_id))  # fmt: skip
     refresh(conn, incident_id, now)
     _event(conn, incident_id, now, actor, "lead", data={"from": incident["lead_unit_id"], "to": lead_unit_id})
-    _announce(conn, incident_id, "incident.updated", now)
+    # The communes it leaves hear of it once more (their consoles drop it), as the ones it joins do.
+    _announce(conn, incident_id, "incident.updated", now,
+              also=[incident["lead_unit_id"], *(incident["helper_unit_ids"] or [])])  # fmt: skip
 
 
 def step_done(conn: psycopg.Connection, incident_id: int, step_id: str, *, actor: str, now: datetime,
@@ -373,6 +375,35 @@ def add_note(conn: psycopg.Connection, incident_id: int, *, actor: str, now: dat
     _locked(conn, incident_id)
     _event(conn, incident_id, now, actor, "note", note=note)
     _announce(conn, incident_id, "incident.updated", now)
+
+
+def acknowledge(conn: psycopg.Connection, incident_id: int, *, units: frozenset[str] | set[str] | None, actor: str,
+                now: datetime) -> list[int]:  # fmt: skip
+    """``actor`` takes the incident: every new alert of it that they see (a commune: its own units'
+    signals) is acknowledged as from the alert's own button (escalation stops, the person's on-call
+    pages close), and the timeline keeps one entry naming the alerts. Answers their ids.
+
+    No incident lock before the alerts' own: alerts are locked first everywhere (ingest, lifecycle),
+    then the incident, so taking them in the other order could deadlock with a signal arriving."""
+    from ioc.alerts.lifecycle import InvalidAction, act
+
+    params: dict[str, Any] = {"id": incident_id}
+    scope = "TRUE" if units is None else "s.unit_ids && %(units)s::text[]"
+    if units is not None:
+        params["units"] = sorted(units)
+    ids = [int(r[0]) for r in conn.execute(
+        f"""SELECT a.id FROM incident_signals s JOIN alerts a ON s.signal = 'alert' AND a.id = s.ref
+            WHERE s.incident_id = %(id)s AND a.status = 'new' AND {scope} ORDER BY a.id""", params)]  # fmt: skip
+    if not ids:
+        raise InvalidIncidentAction("nothing to acknowledge: no new alert in this incident")
+    for alert_id in ids:
+        try:
+            act(conn, alert_id, "acknowledge", actor=actor, now=now)
+        except InvalidAction as exc:  # taken by someone else meanwhile: the caller reloads and sees
+            raise InvalidIncidentAction(str(exc)) from exc
+    _event(conn, incident_id, now, actor, "acknowledged", data={"alerts": ids})
+    _announce(conn, incident_id, "incident.updated", now)
+    return ids
 
 
 # -- reading --------------------------------------------------------------------------------------
@@ -537,13 +568,19 @@ def _event(conn: psycopg.Connection, incident_id: int, at: datetime, actor: str,
     )
 
 
-def _announce(conn: psycopg.Connection, incident_id: int, kind: str, at: datetime) -> None:
+def _announce(conn: psycopg.Connection, incident_id: int, kind: str, at: datetime, *,
+              also: Sequence[str | None] = ()) -> None:  # fmt: skip
+    """Tell the walls and consoles: the event names the lead commune and every helping one, so each
+    commune the incident belongs to hears of it live (and no other commune does); ``also``: communes
+    it just left."""
     row = conn.execute(
-        "SELECT lead_unit_id, status, severity, signal_count, title FROM incidents WHERE id = %s", (incident_id,)
+        "SELECT lead_unit_id, helper_unit_ids, status, severity, signal_count, title FROM incidents WHERE id = %s",
+        (incident_id,),
     ).fetchone()
     if row is None:
         return
-    lead, status, severity, count, title = row
-    notify(conn, LiveEvent(topic="incident", type=kind, unit_id=lead, at=at,
+    lead, helpers, status, severity, count, title = row
+    units = list(dict.fromkeys(u for u in [lead, *(helpers or []), *also] if u))
+    notify(conn, LiveEvent(topic="incident", type=kind, unit_id=lead, unit_ids=units[:50], at=at,
                            data={"id": incident_id, "status": status, "severity": severity, "signal_count": count,
                                  "title": title[:200]}))  # fmt: skip

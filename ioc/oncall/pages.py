@@ -88,10 +88,19 @@ class SendContext:
 
 
 def _payload(conn: psycopg.Connection, page_id: int, alert_id: int) -> dict[str, Any]:
-    row = conn.execute("SELECT title, severity, unit_id FROM alerts WHERE id = %s", (alert_id,)).fetchone()
-    title, severity, unit_id = row if row else ("", "", None)
+    """What the phone shows: the alert and the incident it belongs to, with the console link that
+    opens the incident (the alert itself when it is in none)."""
+    row = conn.execute(
+        """SELECT a.title, a.severity, a.unit_id, i.id, i.title
+           FROM alerts a LEFT JOIN incident_signals s ON s.signal = 'alert' AND s.ref = a.id
+                         LEFT JOIN incidents i ON i.id = s.incident_id
+           WHERE a.id = %s""",
+        (alert_id,),
+    ).fetchone()
+    title, severity, unit_id, incident_id, incident_title = row if row else ("", "", None, None, None)
+    url = f"/console/#incident-{incident_id}" if incident_id is not None else f"/console/#alert-{alert_id}"
     return {"type": "on_call", "page_id": page_id, "alert_id": alert_id, "title": title, "severity": severity,
-            "unit_id": unit_id, "url": f"/console/#alert-{alert_id}"}  # fmt: skip
+            "unit_id": unit_id, "incident_id": incident_id, "incident_title": incident_title, "url": url}  # fmt: skip
 
 
 def send_due(conn_factory: Any, ctx: SendContext, now: datetime, limit: int = 50) -> int:

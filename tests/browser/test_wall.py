@@ -386,6 +386,20 @@ def test_hub_restart_wall_reconnects_and_misses_no_alert(system: RunningSystem, 
         raise
 
 
+OVERFLOW = "[document.documentElement.scrollWidth - innerWidth, document.documentElement.scrollHeight - innerHeight]"
+CAMERA_PAGE = """() => {
+    const box = document.getElementById('cameras');
+    const r = box.getBoundingClientRect();
+    const all = [...box.querySelectorAll('.camera-tile')];
+    const shown = all.filter((t) => !t.hidden);
+    const outside = shown.filter((t) => { const b = t.getBoundingClientRect();
+        return b.bottom > r.bottom + 1 || b.right > r.right + 1 || b.height === 0; }).length;
+    return {scrolls: box.scrollHeight > box.clientHeight + 1 || box.scrollWidth > box.clientWidth + 1,
+            shown: shown.length, outside, total: all.length, pages: Number(box.dataset.pages),
+            first: shown[0] && shown[0].dataset.cameraId};
+}"""
+
+
 @pytest.mark.parametrize(("width", "height"), [(1920, 1080), (3840, 2160)])
 def test_wall_fills_the_screen_and_is_screenshotted(
     system: RunningSystem, new_page: Any, login: Any, width: int, height: int
@@ -404,10 +418,29 @@ def test_wall_fills_the_screen_and_is_screenshotted(
     page.wait_for_selector("#map path[data-unit-id='tra-son'][data-severity=severe]", timeout=5_000)
     page.wait_for_selector(".camera-tile[data-state=live]", timeout=120_000)
     page.wait_for_selector(".kpi-tile[data-kpi=devices] .kpi-value", timeout=10_000)
-    overflow = page.evaluate(
-        "[document.documentElement.scrollWidth - innerWidth, document.documentElement.scrollHeight - innerHeight]"
-    )
+    overflow = page.evaluate(OVERFLOW)
     assert overflow[0] <= 1 and overflow[1] <= 1, f"the wall scrolls at {width}x{height}: {overflow}"
+    # The camera panel pages instead of scrolling: every tile shown lies inside it, the pages hold all 31.
+    cameras = page.evaluate(CAMERA_PAGE)
+    assert not cameras["scrolls"] and cameras["outside"] == 0, cameras
+    assert cameras["total"] == 31 and cameras["pages"] == -(-cameras["total"] // cameras["shown"]), cameras
+    if cameras["pages"] > 1:
+        page.click("#camera-next")
+        page.wait_for_selector("#cameras[data-page='2']", timeout=5_000)
+        second = page.evaluate(CAMERA_PAGE)
+        assert second["first"] != cameras["first"] and not second["scrolls"] and second["outside"] == 0, second
+        page.click("#camera-prev")
+    # And with the incident queue shown (the wall's first tab) and an incident open in the drawer.
+    page.click(".queue-tab[data-tab=incidents]")
+    page.locator("#incident-queue li[data-incident-id]").first.wait_for(timeout=15_000)
+    overflow = page.evaluate(OVERFLOW)
+    assert overflow[0] <= 1 and overflow[1] <= 1, f"the wall scrolls with incidents at {width}x{height}: {overflow}"
+    page.locator("#incident-queue li[data-incident-id] button").first.click()
+    page.wait_for_selector("#drawer[data-incident-id] #incident-timeline", timeout=10_000)
+    overflow = page.evaluate(OVERFLOW)
+    assert overflow[0] <= 1 and overflow[1] <= 1, f"the wall scrolls with the drawer at {width}x{height}: {overflow}"
+    page.click("#drawer-close")
+    _show_alerts(page)
     clock = page.text_content("#clock")
     assert clock and ":" in clock
 

@@ -125,7 +125,8 @@ def test_a_camera_alert_names_its_zone_and_jumps_to_its_camera(
     camera = "cam-tra-my-centre-01"
     page = new_page(1920, 1080)
     login(page, "operator1")
-    page.wait_for_selector(f".camera-tile[data-camera-id='{camera}']", timeout=20_000)
+    # Its tile exists, maybe on another page of the camera panel: the alert's button brings it forward.
+    page.wait_for_selector(f".camera-tile[data-camera-id='{camera}']", state="attached", timeout=20_000)
     _online_on_alerts(page)
     system.publish("tra-my", "camera", camera, "event", {
         "rule": "intrusion", "zone": "cong-thu", "object_class": "person", "score": 0.9,

@@ -1,5 +1,5 @@
-// The commune console (/console/): a commune officer's alerts and citizens' reports, on a phone or
-// a desk. The server decides what the officer may see (their commune only) and do; this page shows
+// The commune console (/console/): a commune officer's incidents, alerts and citizens' reports, on a
+// phone or a desk. The server decides what the officer may see (their commune only) and do; this page shows
 // it, keeps it live over /ws, and sends the officer's actions with a note and a photo.
 
 import { api, bindLoginForm, currentUser, keepSessionFresh, logout, onSessionChange } from "/common/api.js";
@@ -8,6 +8,7 @@ import { addStrings, applyTranslations, bindLangToggle, lang, onLangChange, t } 
 import { connectLive } from "/common/live.js";
 import { PhotoPicker } from "/phan-anh/photos.js";
 import { renderAlertDetail, renderReportDetail } from "./detail.js";
+import { incidentChanged, initIncidents, loadIncidents, openIncident, renderIncidents, renderOpenIncident } from "./incidents.js";
 import { initNotifications, notifyNew, toast } from "./notify.js";
 import { STRINGS } from "./strings.js";
 import { onWarningEvent, refreshWarnings } from "./warnings.js";
@@ -33,7 +34,7 @@ const state = {
   reports: [],
   units: new Map(), // id -> {name, name_en}
   categories: new Map(), // id -> {name, name_en}
-  open: null, // {type: "alert"|"report", id, data}
+  open: null, // {type: "alert"|"report"|"incident", id, data}
   live: null,
   synced: false,
   notified: new Set(), // alert ids already announced
@@ -189,8 +190,10 @@ async function openAlert(id, { focus = true } = {}) {
   const data = await api(`/api/alerts/${id}`);
   state.open = { type: "alert", id, data };
   state.alerts.set(id, { ...(state.alerts.get(id) || {}), ...data });
+  setHash(`#alert-${id}`);
   renderOpen();
   renderAlerts();
+  renderIncidents();
   showDetail(true);
   if (focus) $("detail-body").querySelector("h2")?.focus();
 }
@@ -202,7 +205,26 @@ async function openReport(id, { focus = true } = {}) {
   let alert = null;
   if (data.alert_id) alert = await api(`/api/alerts/${data.alert_id}`).catch(() => null);
   state.open = { type: "report", id, data, alert };
+  setHash("");
   renderOpen();
+  renderReports();
+  renderIncidents();
+  showDetail(true);
+  if (focus) $("detail-body").querySelector("h2")?.focus();
+}
+
+/** Keep the address in step with what is open (`#incident-3`, `#alert-7`): a reload or a link reopens it. */
+function setHash(hash) {
+  if (location.hash !== hash) history.replaceState(null, "", hash || location.pathname + location.search);
+}
+
+/** Show an incident (built by incidents.js) in the detail column; the alert and reply forms hide. */
+function showOpen(open, node, { focus = true } = {}) {
+  state.open = open;
+  $("detail-body").replaceChildren(node);
+  $("action-form").hidden = true;
+  $("reply-form").hidden = true;
+  renderAlerts();
   renderReports();
   showDetail(true);
   if (focus) $("detail-body").querySelector("h2")?.focus();
@@ -211,6 +233,10 @@ async function openReport(id, { focus = true } = {}) {
 function renderOpen() {
   const open = state.open;
   if (!open) return;
+  if (open.type === "incident") {
+    $("detail-body").replaceChildren(renderOpenIncident(open));
+    return;
+  }
   const helpers = { unitName, categoryName, formatShort, merge: (id, into) => safely(merge(id, into)) };
   if (open.type === "alert") $("detail-body").replaceChildren(renderAlertDetail(open.data, helpers));
   else $("detail-body").replaceChildren(renderReportDetail(open.data, open.alert, helpers));
@@ -298,11 +324,18 @@ async function reply(event) {
 
 // ---- live --------------------------------------------------------------------------------------
 
+const openIncidentId = () => (state.open?.type === "incident" ? state.open.id : null);
+
 async function onLiveEvent(event, { phase }) {
   if (event.topic === "warning") return onWarningEvent(event, { phase });
+  if (event.topic === "incident") return incidentChanged(openIncidentId());
   if (event.topic !== "alert") return;
   const id = event.data?.id;
   if (id === undefined) return;
+  // An alert of the incident on screen changed (acknowledged at the wall, resolved): show it as it is.
+  if (phase !== "snapshot" && state.open?.type === "incident" && state.open.data.signals.some((s) => s.signal === "alert" && s.ref === id)) {
+    incidentChanged(state.open.id);
+  }
   let alert = { ...(state.alerts.get(id) || {}), ...event.data };
   if (!alert.title || !alert.last_seen) {
     try {
@@ -333,7 +366,7 @@ async function onLiveEvent(event, { phase }) {
 function startLive() {
   state.live?.close();
   state.live = connectLive({
-    topics: ["alert", "warning"],
+    topics: ["alert", "warning", "incident"],
     onEvent: (event, meta) => { safely(onLiveEvent(event, meta)); },
     // body[data-live] says where the stream stands (synced / offline): for styling and tests.
     onSynced: () => { state.synced = true; document.body.dataset.live = "synced"; },
@@ -343,12 +376,24 @@ function startLive() {
 
 // ---- tabs, login, start ------------------------------------------------------------------------
 
+const TABS = ["incidents", "alerts", "reports"];
+
 function selectTab(tab) {
   state.tab = tab;
-  $("panel-alerts").hidden = tab !== "alerts";
-  $("panel-reports").hidden = tab !== "reports";
-  $("tab-alerts").setAttribute("aria-pressed", String(tab === "alerts"));
-  $("tab-reports").setAttribute("aria-pressed", String(tab === "reports"));
+  for (const name of TABS) {
+    $(`panel-${name}`).hidden = tab !== name;
+    $(`tab-${name}`).setAttribute("aria-pressed", String(tab === name));
+  }
+}
+
+/** `#incident-<id>` (an on-call page's link) or `#alert-<id>` in the address opens that item. */
+function routeHash() {
+  const match = /^#(incident|alert)-(\d+)$/.exec(location.hash);
+  if (!match || !currentUser()) return;
+  const id = Number(match[2]);
+  if (state.open?.type === match[1] && state.open.id === id) return;
+  selectTab(match[1] === "incident" ? "incidents" : "alerts");
+  safely(match[1] === "incident" ? openIncident(id) : openAlert(id));
 }
 
 function renderWho() {
@@ -368,9 +413,12 @@ async function start() {
   await loadNames();
   renderWho();
   selectTab(state.tab);
-  await Promise.all([loadAlerts(), loadReports()]).catch((err) => toast(err.message));
+  await Promise.all([loadAlerts(), loadReports(), loadIncidents()]).catch((err) => toast(err.message));
   refreshWarnings();
   startLive();
+  routeHash();
+  // body[data-ready]: the lists are loaded and the page answers clicks (for tests and styling).
+  document.body.dataset.ready = "true";
 }
 
 function showLogin() {
@@ -390,6 +438,7 @@ onLangChange(() => {
   renderWho();
   renderAlerts();
   renderReports();
+  renderIncidents();
   renderOpen();
   photo.render();
 });
@@ -397,14 +446,20 @@ initNotifications($("notify-enable"));
 bindLoginForm($("login-form"), start);
 onSessionChange((session) => { if (!session) showLogin(); });
 $("logout").addEventListener("click", () => logout());
+initIncidents({ unitName, openAlert, showOpen, toast, safely,
+  isOpen: (id) => state.open?.type === "incident" && state.open.id === id });
+$("tab-incidents").addEventListener("click", () => selectTab("incidents"));
 $("tab-alerts").addEventListener("click", () => selectTab("alerts"));
 $("tab-reports").addEventListener("click", () => selectTab("reports"));
 $("detail-back").addEventListener("click", () => {
   showDetail(false);
   state.open = null;
+  setHash("");
   renderAlerts();
   renderReports();
+  renderIncidents();
 });
+window.addEventListener("hashchange", routeHash);
 for (const id of ["alert-status", "alert-severity"]) $(id).addEventListener("change", () => loadAlerts().catch((e) => toast(e.message)));
 for (const id of ["report-status"]) $(id).addEventListener("change", () => loadReports().catch((e) => toast(e.message)));
 let searchTimer = null;

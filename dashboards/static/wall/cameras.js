@@ -5,7 +5,9 @@
 // every 30 s, so a district with many cameras does not flood the API with requests that fail.
 // The operator picks a camera (click: it is shown large), cycles through the live ones, or shows one
 // full screen; an alert's drawer jumps to its camera, and plays its evidence clip in the camera's tile
-// (`playClip`, until "back to live"). Above the tiles: how many cameras of each
+// (`playClip`, until "back to live"). The tiles never scroll: as many as fit the panel form a page
+// (cameras with a picture first, the one picked pinned on top of every page), and "‹ Trang 1/3 ›"
+// pages through the rest (a wall of 31 cameras showed 6 and hid 25 below a scroll). Above the tiles: how many cameras of each
 // commune have a picture (availability), so dead cameras are seen as a figure, not only as tiles.
 import { api } from "../common/api.js";
 import { el } from "../common/dom.js";
@@ -15,10 +17,15 @@ import { unitName } from "./units.js";
 const REFRESH_MS = 2000;
 const RETRY_MS = { "no-frame": 30_000, offline: 10_000 };
 const CYCLE_MS = 8000;
-const tiles = new Map(); // camera id -> {tile, img, caption, url, device}
+// Keep in step with .cameras in wall.css (minmax(11rem, 1fr)): what a page can hold is computed from it.
+const TILE_MIN_REM = 11;
+const STATE_RANK = { live: 0, offline: 1, loading: 2, "no-frame": 3 };
+const tiles = new Map(); // camera id -> {tile, img, caption, url, device, index, state}
 let timer = null;
 let cycleTimer = null;
 let selected = null;
+let page = 0;
+let layoutQueued = false;
 
 const NOTES = { offline: "cameras.offline", "no-frame": "cameras.no_frame", loading: "loading" };
 
@@ -33,12 +40,79 @@ function setState(entry, state) {
   entry.caption.textContent = label(entry);
   entry.frame.dataset.label = state === "live" ? "" : label(entry);
   entry.img.hidden = state !== "live" || Boolean(entry.clip);
-  entry.tile.style.order = state === "live" ? "0" : state === "offline" ? "1" : "2";
   entry.nextTry = Date.now() + (RETRY_MS[state] || 0);
+  queueLayout();
+}
+
+// ---- pages: as many tiles as fit, never a scroll -------------------------------------------------
+
+/** The tiles in the order shown: the picked camera, then those with a picture, offline, the rest. */
+function ordered() {
+  const rank = (e) => STATE_RANK[e.state || "loading"] ?? 2;
+  return [...tiles.values()].sort((a, b) =>
+    (b.device.id === selected) - (a.device.id === selected) || rank(a) - rank(b) || a.index - b.index);
+}
+
+/** How many tiles fit the panel, and how tall the picked camera's picture may be (leaving a row). */
+function capacity(box) {
+  const gap = parseFloat(getComputedStyle(box).rowGap) || 0;
+  const rem = parseFloat(getComputedStyle(document.documentElement).fontSize) || 16;
+  const width = box.clientWidth;
+  const height = box.clientHeight;
+  const cols = Math.max(1, Math.floor((width + gap) / (TILE_MIN_REM * rem + gap)));
+  const caption = [...tiles.values()].map((e) => e.tile.querySelector("figcaption").offsetHeight).find((h) => h > 0) || 2 * rem;
+  const tileHeight = ((width - gap * (cols - 1)) / cols) * 0.75 + caption;
+  const rows = Math.max(1, Math.floor((height + gap) / (tileHeight + gap)));
+  if (selected === null) return { perPage: cols * rows, big: 0 };
+  const big = Math.max(0, Math.min(width * 0.75, height - caption - gap - tileHeight));
+  const left = Math.max(0, Math.floor((height - big - caption + 1) / (tileHeight + gap)));
+  return { perPage: Math.max(1, cols * left), big };
+}
+
+function queueLayout() {
+  if (layoutQueued) return;
+  layoutQueued = true;
+  requestAnimationFrame(() => {
+    layoutQueued = false;
+    layout();
+  });
+}
+
+/** Show the current page: the tiles in visual order in the DOM, the others hidden; the pager says where. */
+function layout() {
+  const box = document.getElementById("cameras");
+  if (!box || !tiles.size || !box.clientHeight) return;
+  const list = ordered();
+  const { perPage, big } = capacity(box);
+  box.style.setProperty("--camera-big-h", `${Math.floor(big)}px`);
+  const pinned = selected !== null ? list.slice(0, 1) : [];
+  const rest = list.slice(pinned.length);
+  const pages = Math.max(1, Math.ceil(rest.length / perPage));
+  page = Math.min(page, pages - 1);
+  const shown = new Set([...pinned, ...rest.slice(page * perPage, (page + 1) * perPage)]);
+  for (const entry of list) entry.tile.hidden = !shown.has(entry);
+  const inDom = [...box.children];
+  if (list.some((entry, i) => inDom[i] !== entry.tile)) box.append(...list.map((e) => e.tile));
+  box.dataset.page = String(page + 1);
+  box.dataset.pages = String(pages);
+  const pager = document.getElementById("camera-pager");
+  if (pager) {
+    pager.hidden = pages < 2;
+    document.getElementById("camera-page").textContent = t("cameras.page", { n: page + 1, total: pages });
+  }
+}
+
+function turnPage(step) {
+  const box = document.getElementById("cameras");
+  const pages = Number(box?.dataset.pages || 1);
+  page = (page + step + pages) % pages;
+  layout();
 }
 
 /** Re-label the tiles after a language switch. */
 export function rerenderCameras() {
+  queueLayout();
+  for (const b of ["prev", "next"]) document.getElementById(`camera-${b}`)?.setAttribute("aria-label", t(`cameras.${b}`));
   for (const entry of tiles.values()) {
     if (!entry.state) continue;
     entry.caption.textContent = label(entry);
@@ -88,7 +162,7 @@ export function setCameras(devices) {
       );
       frame.addEventListener("click", () => selectCamera(selected === device.id ? null : device.id));
       full.addEventListener("click", () => fullScreen(device.id));
-      entry = { tile, frame, img, caption, url: null, device };
+      entry = { tile, frame, img, caption, url: null, device, index: tiles.size };
       tiles.set(device.id, entry);
       box.append(tile);
     }
@@ -97,6 +171,7 @@ export function setCameras(devices) {
   if (!cameras.length) box.replaceChildren(el("p", { class: "muted" }, t("cameras.none")));
   controls();
   renderAvailability(cameras);
+  queueLayout();
 }
 
 /** Show one camera large (null: none), the others stay as tiles. */
@@ -104,6 +179,7 @@ export function selectCamera(id) {
   selected = id && tiles.has(id) ? id : null;
   for (const [cid, entry] of tiles) entry.tile.classList.toggle("selected", cid === selected);
   document.getElementById("cameras").dataset.selected = selected || "";
+  layout();
 }
 
 function fullScreen(id) {
@@ -150,8 +226,7 @@ export function stopClip(id) {
 export function focusCamera(id, { full = false } = {}) {
   if (!tiles.has(id)) return false;
   stopCycle();
-  selectCamera(id);
-  tiles.get(id).tile.scrollIntoView({ block: "nearest" });
+  selectCamera(id); // pinned on top of the page: in view without scrolling
   if (full) fullScreen(id);
   return true;
 }
@@ -179,9 +254,14 @@ function controls() {
   if (document.getElementById("camera-controls")) return;
   const cycle = el("button", { type: "button", id: "camera-cycle", "aria-pressed": "false" }, t("cameras.cycle"));
   cycle.addEventListener("click", toggleCycle);
+  const pager = el("span", { id: "camera-pager", class: "camera-pager", hidden: true },
+    el("button", { type: "button", id: "camera-prev", "aria-label": t("cameras.prev"), onclick: () => turnPage(-1) }, "‹"),
+    el("span", { id: "camera-page", "aria-live": "polite" }),
+    el("button", { type: "button", id: "camera-next", "aria-label": t("cameras.next"), onclick: () => turnPage(1) }, "›"));
   const box = document.getElementById("cameras");
-  box.before(el("div", { id: "camera-controls", class: "camera-controls" }, cycle,
+  box.before(el("div", { id: "camera-controls", class: "camera-controls" }, cycle, pager,
     el("p", { id: "camera-availability", class: "camera-availability" })));
+  window.addEventListener("resize", queueLayout);
 }
 
 /** Cameras with a picture per commune: "Trà My 8/10". */

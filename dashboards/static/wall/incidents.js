@@ -4,10 +4,12 @@
 // alert opens its own evidence drawer) and its timeline. Live context: a sensor incident's readings, a
 // camera incident's evidence clips (each jumps to its camera and plays). Live `incident` events refresh
 // the queue.
-import "./incident-strings.js";
 import { api, ApiError } from "../common/api.js";
 import { el } from "../common/dom.js";
 import { formatDate, t } from "../common/i18n.js";
+import {
+  incidentChecklist, incidentFacts, incidentSignals, incidentTimeline, incidentUnits,
+} from "../common/incident-view.js";
 import { SEVERITIES } from "./alerts.js";
 import { clipControl } from "./evidence-clip.js";
 import { readingsChart } from "./readings.js";
@@ -23,16 +25,6 @@ const rank = (severity) => SEVERITIES.indexOf(severity);
 const compare = (a, b) =>
   rank(b.severity) - rank(a.severity) || Date.parse(b.last_signal_at) - Date.parse(a.last_signal_at) || b.id - a.id;
 
-function actorName(actor) {
-  if (actor === "system" || actor?.startsWith("rule:")) return t("actor.system");
-  if (actor === "citizen") return t("actor.citizen");
-  return actor || "";
-}
-
-function unitLabel(unitId) {
-  return unitId ? unitName(unitId) : t("incidents.district");
-}
-
 function row(incident) {
   const button = el(
     "button",
@@ -43,8 +35,7 @@ function row(incident) {
     el(
       "span",
       { class: "alert-meta" },
-      unitLabel(incident.lead_unit_id),
-      incident.helper_unit_ids?.length ? ` + ${incident.helper_unit_ids.map(unitName).join(", ")}` : "",
+      incidentUnits(incident, unitName),
       " · ",
       el("time", { datetime: incident.last_signal_at }, formatDate(incident.last_signal_at, "short")),
       incident.open_alerts ? ` · ${t("incidents.open_alerts", { n: incident.open_alerts })}` : "",
@@ -93,54 +84,6 @@ function showTab(which) {
   document.getElementById("queue-empty").hidden = incidentsOn || document.getElementById("queue").children.length > 0;
   for (const tab of document.querySelectorAll(".queue-tab")) tab.setAttribute("aria-selected", String(tab.dataset.tab === which));
   document.querySelector(".queue-panel").dataset.tab = which;
-}
-
-function timelineText(entry, incident) {
-  const data = entry.data || {};
-  if (entry.source === "alert") {
-    const known = ["created", "acknowledge", "start", "resolve", "close", "dismiss", "reopen", "comment", "assign", "escalate", "report"];
-    return t(known.includes(entry.action) ? `ev.alert.${entry.action}` : "ev.alert.other", { ref: entry.ref });
-  }
-  if (entry.source === "broadcast") return t("ev.broadcast", { ref: entry.ref, title: entry.note || "" });
-  const id = data.into ?? data.from ?? "";
-  const step = incident.checklist.find((s) => s.id === data.step)?.text || data.step || "";
-  const role = data.role ? t(`role.${data.role}`) : "";
-  return t(`ev.${entry.action}`, { title: data.title || "", id, step, who: data.username || "", role });
-}
-
-function checklist(incident) {
-  return el(
-    "ol",
-    { class: "checklist", id: "incident-checklist" },
-    incident.checklist.map((step) =>
-      el(
-        "li",
-        { dataset: { step: step.id, done: step.done_at ? "true" : "false" } },
-        el("span", { class: "step-text" }, step.text),
-        step.done_at
-          ? el("span", { class: "muted" }, ` — ${t("incidents.step_done")}: ${t("incidents.step_by", { who: actorName(step.done_by), when: formatDate(step.done_at, "short") })}`)
-          : el("button", { type: "button", class: "step-button", onclick: () => act(incident.id, { action: "step", step: step.id }) }, t("incidents.step_mark")),
-      ),
-    ),
-  );
-}
-
-function signals(incident) {
-  return el(
-    "ul",
-    { class: "incident-signals" },
-    incident.signals.map((s) =>
-      el(
-        "li",
-        { dataset: { signal: s.signal, ref: s.ref } },
-        s.signal === "alert"
-          ? el("button", { type: "button", class: "link", onclick: () => openAlert(s.ref) }, s.title || `#${s.ref}`)
-          : el("span", {}, `${t("signal.broadcast")}: ${s.title || `#${s.ref}`}`),
-        el("span", { class: "muted" }, ` · ${s.unit_ids.map(unitName).join(", ")} · ${formatDate(s.at, "short")}`),
-        s.status ? el("span", { class: `status status-${s.status}` }, ` · ${t(`status.${s.status}`)}`) : "",
-      ),
-    ),
-  );
 }
 
 /** Sensor incidents: each station's current value and its day (at most three stations). */
@@ -215,19 +158,9 @@ export async function openIncident(id, { keepFocus = false } = {}) {
   drawer.dataset.status = incident.status;
   document.getElementById("drawer-title").textContent = incident.title;
   message = el("p", { class: "action-message", role: "status" });
-  const field = (label, value) => [el("dt", {}, label), el("dd", {}, value ?? "–")];
   const canClose = incident.status === "open" || incident.status === "resolved";
   body.replaceChildren(
-    el(
-      "dl",
-      { class: "details" },
-      field(t("drawer.severity"), el("span", { class: `sev sev-${incident.severity}` }, t(`severity.${incident.severity}`))),
-      field(t("incidents.status"), t(`incident_status.${incident.status}`)),
-      field(t("incidents.lead"), unitLabel(incident.lead_unit_id)),
-      incident.helper_unit_ids.length ? field(t("incidents.helpers"), incident.helper_unit_ids.map(unitName).join(", ")) : [],
-      field(t("incidents.first"), formatDate(incident.first_signal_at)),
-      field(t("incidents.last"), formatDate(incident.last_signal_at)),
-    ),
+    incidentFacts(incident, { unitName }),
     el(
       "div",
       { class: "drawer-actions" },
@@ -237,25 +170,15 @@ export async function openIncident(id, { keepFocus = false } = {}) {
       canClose ? el("button", { type: "button", id: "incident-close", onclick: () => act(id, { action: "close" }) }, t("incidents.close")) : "",
       message,
     ),
-    ...(incident.checklist.length ? [el("h3", {}, t("incidents.checklist")), checklist(incident)] : []),
+    ...(incident.checklist.length
+      ? [el("h3", {}, t("incidents.checklist")), incidentChecklist(incident, { onStep: (step) => act(incident.id, { action: "step", step }) })]
+      : []),
     ...liveContext(incident),
     ...cameraContext(incident),
     el("h3", {}, `${t("incidents.signals_title")} (${incident.signals.length})`),
-    signals(incident),
+    incidentSignals(incident, { unitName, onOpenAlert: (alertId) => openAlert(alertId) }),
     el("h3", {}, t("incidents.timeline")),
-    el(
-      "ol",
-      { class: "history", id: "incident-timeline" },
-      incident.timeline.map((entry) =>
-        el(
-          "li",
-          { dataset: { action: entry.action, source: entry.source } },
-          el("time", { datetime: entry.at }, formatDate(entry.at, "short")),
-          ` ${actorName(entry.actor)}: ${timelineText(entry, incident)}`,
-          entry.note && entry.source !== "broadcast" ? ` — ${entry.note}` : "",
-        ),
-      ),
-    ),
+    incidentTimeline(incident),
   );
   if (!keepFocus) document.getElementById("drawer-close").focus();
 }

@@ -3,8 +3,9 @@ checklist, and what people do with it (merge, split, status, lead commune, steps
 
 Who may do what: staff accounts only (API keys read nothing here). Admins and operators do
 everything; leaders read and comment; commune officers see the incidents their commune leads or
-helps with, tick checklist steps and comment. An incident outside the caller's units is answered
-404, so its existence is not revealed; inside one, a commune sees only the signals of its own units.
+helps with, acknowledge them (their commune's new alerts in it), tick checklist steps and comment.
+An incident outside the caller's units is answered 404, so its existence is not revealed; inside
+one, a commune sees only the signals of its own units.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ class IncidentAction(BaseModel):
                                         {"action": "step", "step": "canh-bao-dai", "note": "Đã phát lúc 05:30"}]},
     )  # fmt: skip
 
-    action: Literal["merge", "split", "resolve", "close", "reopen", "lead", "step", "comment"]
+    action: Literal["merge", "split", "resolve", "close", "reopen", "lead", "step", "comment", "acknowledge"]
     note: str | None = Field(default=None, max_length=4000)
     into: int | None = Field(default=None, ge=1, description="For `merge`: the incident to merge into")
     signals: list[SignalRef] | None = Field(default=None, max_length=500, description="For `split`")
@@ -131,7 +132,7 @@ class IncidentAction(BaseModel):
 
 
 OPERATOR_ACTIONS = frozenset({"merge", "split", "resolve", "close", "reopen", "lead"})
-OFFICER_ACTIONS = frozenset({"step", "comment"})
+OFFICER_ACTIONS = frozenset({"step", "comment", "acknowledge"})
 LEADER_ACTIONS = frozenset({"comment"})
 
 
@@ -199,7 +200,8 @@ async def get_incident(request: Request, principal: Caller, incident_id: int) ->
 
 @router.post("/{incident_id}/actions", response_model=IncidentDetail, summary="Act on an incident",
              description="`merge` (into), `split` (signals), `resolve`, `close`, `reopen`, `lead` (unit_id), "
-             "`step` (a checklist step done), `comment` (note). Every action is kept in the timeline.",
+             "`step` (a checklist step done), `comment` (note), `acknowledge` (every new alert of it the caller "
+             "sees: 409 when there is none). Every action is kept in the timeline.",
              responses=problem_responses(400, 401, 403, 404, 409, 422))  # fmt: skip
 async def act_on_incident(
     request: Request, principal: Caller, incident_id: int, body: IncidentAction
@@ -232,6 +234,8 @@ async def act_on_incident(
                     ).fetchone():
                         raise invalid(f"unknown unit {body.unit_id!r}", pointer="#/unit_id", code="unknown_unit")
                     store.set_units(conn, incident_id, lead_unit_id=body.unit_id, actor=principal.actor, now=now)
+                elif body.action == "acknowledge":
+                    store.acknowledge(conn, incident_id, units=units, actor=principal.actor, now=now)
                 elif body.action == "step":
                     if not body.step:
                         raise invalid("step needs `step`", pointer="#/step")

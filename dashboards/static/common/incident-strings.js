@@ -1,5 +1,6 @@
-// Texts of the wall's incident queue and incident drawer, Vietnamese first (words in docs/glossary.md).
-import { addStrings } from "../common/i18n.js";
+// Texts of an incident as the wall's drawer and the commune console show it (incident-view.js),
+// Vietnamese first (words in docs/glossary.md).
+import { addStrings } from "./i18n.js";
 
 addStrings({
   vi: {
@@ -11,6 +12,7 @@ addStrings({
     "incidents.lead": "Xã chủ trì",
     "incidents.helpers": "Xã phối hợp",
     "incidents.status": "Trạng thái",
+    "incidents.severity": "Mức độ",
     "incidents.first": "Bắt đầu",
     "incidents.last": "Tín hiệu gần nhất",
     "incidents.checklist": "Các bước xử lý",
@@ -21,6 +23,8 @@ addStrings({
     "incidents.timeline": "Diễn biến",
     "incidents.resolve": "Đã xử lý xong",
     "incidents.close": "Đóng sự việc",
+    "incidents.acknowledge": "Tiếp nhận",
+    "incidents.new_alerts": "{n} cảnh báo mới chờ tiếp nhận",
     "incidents.done": "Đã cập nhật",
     "incidents.district": "Cấp huyện",
     "incident_status.open": "Đang xử lý",
@@ -44,6 +48,7 @@ addStrings({
     "ev.lead": "Đổi xã chủ trì",
     "ev.step": "Hoàn thành bước: {step}",
     "ev.note": "Ghi chú",
+    "ev.acknowledged": "Tiếp nhận sự việc ({n} cảnh báo)",
     "ev.on_call_paged": "Đã báo người trực {who} ({role})",
     "ev.on_call_ack": "Người trực đã tiếp nhận",
     "ev.on_call_nobody": "Không có ai trực ({role})",
@@ -78,6 +83,7 @@ addStrings({
     "incidents.lead": "Lead commune",
     "incidents.helpers": "Helping communes",
     "incidents.status": "Status",
+    "incidents.severity": "Severity",
     "incidents.first": "Started",
     "incidents.last": "Latest signal",
     "incidents.checklist": "Steps",
@@ -88,6 +94,8 @@ addStrings({
     "incidents.timeline": "Timeline",
     "incidents.resolve": "Resolved",
     "incidents.close": "Close incident",
+    "incidents.acknowledge": "Acknowledge",
+    "incidents.new_alerts": "{n} new alerts awaiting acknowledgement",
     "incidents.done": "Updated",
     "incidents.district": "District level",
     "incident_status.open": "Handling",
@@ -111,6 +119,7 @@ addStrings({
     "ev.lead": "Lead commune changed",
     "ev.step": "Step done: {step}",
     "ev.note": "Note",
+    "ev.acknowledged": "Incident acknowledged ({n} alerts)",
     "ev.on_call_paged": "Paged {who} on call ({role})",
     "ev.on_call_ack": "The person on call acknowledged",
     "ev.on_call_nobody": "Nobody on call ({role})",
