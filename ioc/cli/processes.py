@@ -69,6 +69,9 @@ def serve(
         # No per-client compression: deflating every frame for every wall costs the hub more CPU than
         # the bytes it saves on a LAN (docs/performance.md, "Fan-out").
         ws_per_message_deflate=ws_deflate,
+        # A stop (systemd, `ioc up`, a deploy) must not wait for long-lived streams to end by
+        # themselves: after 5 s they are closed and the clients resume with `since`.
+        timeout_graceful_shutdown=5,
     )
 
 
