@@ -31,7 +31,8 @@ _PER_ROW = (
 )
 
 
-def run(admin_url: str, rounds: int = 5) -> dict[str, object]:
+def run(admin_url: str, rounds: int = 5, devices: int = 200) -> dict[str, object]:
+    """``devices`` x 720 hours of rollup rows (the figures in docs/performance.md use 200; tests fewer)."""
     name = f"ioc_bench_rollups_{secrets.token_hex(3)}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -50,8 +51,8 @@ def run(admin_url: str, rounds: int = 5) -> dict[str, object]:
             conn.execute(
                 "INSERT INTO telemetry_hourly (bucket, unit_id, kind, device_id, n)"
                 " SELECT %s + h * INTERVAL '1 hour', 'u' || (d %% 20), 'sensor', 'd' || d, 12"
-                " FROM generate_series(0, 719) h, generate_series(0, 199) d",
-                (start,),
+                " FROM generate_series(0, 719) h, generate_series(0, %s - 1) d",
+                (start, devices),
             )
             conn.commit()
             per_row: list[float] = []
