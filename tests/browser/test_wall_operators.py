@@ -89,8 +89,10 @@ def test_camera_wall_pick_cycle_full_screen_and_availability(system: RunningSyst
     assert page.get_attribute("#camera-cycle", "aria-pressed") == "true"
     page.wait_for_selector(f".camera-tile.selected:not([data-camera-id='{camera}'])", timeout=15_000)
     page.click("#camera-cycle")
-    page.locator(f".camera-tile[data-camera-id='{camera}'] .camera-full").click()
-    page.wait_for_selector(f".camera-tile[data-camera-id='{camera}']:fullscreen", timeout=5_000)
+    # The camera the cycle stopped on is the one pinned on top of the page (the first may now be on another page).
+    shown = page.locator(".camera-tile.selected").get_attribute("data-camera-id")
+    page.locator(f".camera-tile[data-camera-id='{shown}'] .camera-full").click()
+    page.wait_for_selector(f".camera-tile[data-camera-id='{shown}']:fullscreen", timeout=5_000)
     page.keyboard.press("Escape")
     availability = page.locator("#camera-availability .availability").first
     availability.wait_for(timeout=10_000)
