@@ -2,11 +2,14 @@
 // docs/incidents.md). A "Xem đoạn ghi" control on a camera alert, and on each camera signal of an
 // incident, jumps to the camera on the wall and plays the clip in its tile. The clip is fetched with
 // the bearer token (like the evidence images) and played from a blob: URL; it exists a few seconds
-// after the event, so until then the control says it is still being saved.
+// after the event, so until then the control says it is still being saved; one still missing
+// CLIP_LATE_MS after the event was dropped by the detector (queue full, stream lost) and is said so.
 import { api, ApiError } from "../common/api.js";
 import { el } from "../common/dom.js";
 import { formatDate, t } from "../common/i18n.js";
 import { playClip } from "./cameras.js";
+
+const CLIP_LATE_MS = 2 * 60 * 1000;
 
 /** The camera of a detector alert: its evidence is stored under evidence/<camera id>/ (ioc detect). */
 export function cameraOf(alert) {
@@ -35,7 +38,12 @@ export function clipControl(alert, { id } = {}) {
       }
       note.textContent = t("clip.playing");
     } catch (err) {
-      note.textContent = err instanceof ApiError && err.status === 404 ? t("clip.pending") : err.message;
+      if (err instanceof ApiError && err.status === 404) {
+        const late = Date.now() - Date.parse(alert.last_seen) > CLIP_LATE_MS;
+        note.textContent = t(late ? "clip.missing" : "clip.pending");
+      } else {
+        note.textContent = err.message;
+      }
     }
   });
   return el("span", { class: "clip-control" }, button, " ", note);
