@@ -36,6 +36,9 @@ def bench_alerts(
     proxy: bool = typer.Option(False, help="Put HAProxy (deploy/haproxy/ioc.cfg, TLS) in front of the replicas."),
     deflate_baseline: bool = typer.Option(False, help="Also run with per-client websocket compression (baseline)."),
     client_processes: int = typer.Option(1, min=1, max=16, help="Processes that share the websocket clients."),
+    ws_baseline: str = typer.Option(
+        "", help="Also run on this uvicorn websocket implementation (websockets, wsproto)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print only the JSON line."),
 ) -> None:
     """Publish-to-wall latency of alerts through ingest, the alert engine and the websocket hub, with
@@ -56,7 +59,7 @@ def bench_alerts(
         with progress(as_json, f"alerts bench: {clients} clients, {alerts} events at {rate:g}/s..."):
             result = run_bench(settings, clients=clients, rate=rate, alerts=alerts, stalled=stalled,
                                replicas=replicas, proxy=proxy, deflate_baseline=deflate_baseline,
-                               client_processes=client_processes)  # fmt: skip
+                               client_processes=client_processes, ws_baseline=ws_baseline or None)  # fmt: skip
     except ConnectionError as exc:
         typer.echo(f"bench: {exc}", err=True)
         raise typer.Exit(exit_codes.UNAVAILABLE) from exc

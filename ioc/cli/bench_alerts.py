@@ -3,11 +3,15 @@
 One run, one machine, one JSON line. The system runs as in production, each part its own process:
 a private Mosquitto (or ``IOC_MQTT_URL``), PostgreSQL (``IOC_DATABASE_URL`` or an embedded one; a
 fresh database, dropped at the end), one ``ioc ingest`` worker raising alerts from
-``config/alert-rules.yaml``, and ``ioc serve`` with the websocket hub. A client process holds N
-websocket connections (plus ``--stalled`` ones that never read); a publisher process sends M
+``config/alert-rules.yaml``, and ``ioc serve`` with the websocket hub. One client process (or
+``--client-processes``) holds N websocket connections (plus ``--stalled`` ones that never read),
+each a real websocket client kept as cheap as one can be (see :class:`_WallClient`), so that the
+clients measure the hub rather than themselves; a publisher process sends M
 camera intrusion events at R per second, each a new cause, so each becomes one new alert.
 
-Reported: publish-to-receipt latency p50/p99/max over every (alert, client) pair, messages lost
+Reported: publish-to-receipt latency p50/p99/max over every (alert, client) pair, split into the
+pipeline (publish to the first client's receipt of each alert: ingest, alert engine, commit, NOTIFY)
+and the fan-out (each receipt's delay after the first client's receipt of the same alert), messages lost
 (expected N x M receipts), resyncs, the hub's memory per client (RSS growth of the ``serve``
 process while the clients connect, divided by N), and in the same run the baseline: bare MQTT
 publish-to-subscriber latency of the same events at the same rate (a paho subscriber in its own
@@ -317,11 +321,13 @@ def _cpu_s(procs: list[Any]) -> float:
 
 
 def run_bench(settings: Any, *, clients: int, rate: float, alerts: int, stalled: int = 1, replicas: int = 1,
-              proxy: bool = False, deflate_baseline: bool = False,
-              client_processes: int = 1) -> dict[str, Any]:  # fmt: skip
+              proxy: bool = False, deflate_baseline: bool = False, client_processes: int = 1,
+              ws_baseline: str | None = None) -> dict[str, Any]:  # fmt: skip
     """See the module docstring. ``replicas`` API processes, behind HAProxy when ``proxy``; with
     ``deflate_baseline`` the system phase runs a second time with per-client websocket compression
-    (the old default) and its hub CPU is reported next to ours."""
+    (the old default) and its hub CPU is reported next to ours; with ``ws_baseline`` (``websockets``,
+    ``wsproto``) it runs a second time on that uvicorn websocket implementation instead of
+    websockets-sansio, likewise."""
     from ingest.bench import _broker, _fresh_database, _server, _Stack
     from ingest.testing import seed_devices
     from ioc.net import free_port
@@ -369,12 +375,12 @@ def run_bench(settings: Any, *, clients: int, rate: float, alerts: int, stalled:
         pub.join(10)
         bare.join(10)
 
-        def system_phase(offset: int, deflate: bool) -> dict[str, Any]:
+        def system_phase(offset: int, deflate: bool, ws: str = "websockets-sansio") -> dict[str, Any]:
             """Start the API replicas (and proxy), connect the clients, publish, collect; stop the replicas."""
             ports = [free_port() for _ in range(replicas)]
             servers = []
             for port in ports:
-                cmd = [sys.executable, "-m", "ioc.cli.main", "serve", "--port", str(port)]
+                cmd = [sys.executable, "-m", "ioc.cli.main", "serve", "--port", str(port), "--ws", ws]
                 servers.append(subprocess.Popen(cmd + (["--ws-deflate"] if deflate else []), cwd=ROOT_DIR,
                                                 env=dict(env, IOC_HTTP_PORT=str(port))))  # fmt: skip
             procs.extend(servers)
@@ -428,9 +434,16 @@ def run_bench(settings: Any, *, clients: int, rate: float, alerts: int, stalled:
             for server in servers:
                 server.wait(20)
             latencies = [(received - sent[index]) * 1000 for received, index in result["receipts"]]
+            # The fan-out on its own: how long after the first client each client got the same alert.
+            first: dict[int, float] = {}
+            for received, index in result["receipts"]:
+                first[index] = min(received, first.get(index, received))
+            spread = [(received - first[index]) * 1000 for received, index in result["receipts"]]
+            to_first = [(first[index] - sent[index]) * 1000 for index in first]
             deliveries = max(1, result["received"])
             return {
                 "latencies": latencies, "received": result["received"], "resyncs": result["resyncs"],
+                "spread": spread, "to_first": to_first,
                 "rss_per_client_kb": (rss_after - rss_before) / 1024 / max(1, clients + stalled),
                 "hub_cpu_ms_per_1000": cpu_s * 1000 / deliveries * 1000,
                 "proxy_cpu_ms_per_1000": proxy_cpu_s * 1000 / deliveries * 1000 if proxy_proc else None,
@@ -438,6 +451,7 @@ def run_bench(settings: Any, *, clients: int, rate: float, alerts: int, stalled:
 
         ours = system_phase(0, deflate=False)
         deflated = system_phase(1_000_000, deflate=True) if deflate_baseline else None
+        other_ws = system_phase(2_000_000, deflate=False, ws=ws_baseline) if ws_baseline else None
 
     latencies = ours["latencies"]
     bare_ms = [v * 1000 for v in bare_latencies]
@@ -450,6 +464,7 @@ def run_bench(settings: Any, *, clients: int, rate: float, alerts: int, stalled:
         "stalled_clients": stalled,
         "replicas": replicas,
         "client_processes": client_processes,
+        "ws": "websockets-sansio",
         "proxy": "haproxy-tls" if proxy else None,
         "rate_per_s": rate,
         "alerts": alerts,
@@ -459,6 +474,10 @@ def run_bench(settings: Any, *, clients: int, rate: float, alerts: int, stalled:
         "p50_ms": _round(_percentile(latencies, 0.5)),
         "p99_ms": _round(p99),
         "max_ms": _round(max(latencies) if latencies else None),
+        "first_client_p50_ms": _round(_percentile(ours["to_first"], 0.5)),
+        "first_client_p99_ms": _round(_percentile(ours["to_first"], 0.99)),
+        "fanout_spread_p50_ms": _round(_percentile(ours["spread"], 0.5)),
+        "fanout_spread_p99_ms": _round(_percentile(ours["spread"], 0.99)),
         "received": ours["received"],
         "lost": expected - ours["received"],
         "resyncs": ours["resyncs"],
@@ -476,6 +495,14 @@ def run_bench(settings: Any, *, clients: int, rate: float, alerts: int, stalled:
             "deflate_lost": expected - deflated["received"],
             "deflate_hub_cpu_ms_per_1000_deliveries": _round(deflated["hub_cpu_ms_per_1000"]),
             "ratio_to_deflate_hub_cpu": _round(ours["hub_cpu_ms_per_1000"] / deflated["hub_cpu_ms_per_1000"], 2),
+        })  # fmt: skip
+    if other_ws is not None:
+        result.update({
+            "ws_baseline": ws_baseline,
+            "ws_baseline_p99_ms": _round(_percentile(other_ws["latencies"], 0.99)),
+            "ws_baseline_lost": expected - other_ws["received"],
+            "ws_baseline_hub_cpu_ms_per_1000_deliveries": _round(other_ws["hub_cpu_ms_per_1000"]),
+            "ratio_to_ws_baseline_hub_cpu": _round(ours["hub_cpu_ms_per_1000"] / other_ws["hub_cpu_ms_per_1000"], 2),
         })  # fmt: skip
     return result
 
