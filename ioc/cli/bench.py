@@ -39,6 +39,7 @@ def bench_alerts(
     ws_baseline: str = typer.Option(
         "", help="Also run on this uvicorn websocket implementation (websockets, wsproto)."
     ),
+    ingest_wait_ms: float = typer.Option(50.0, min=0, help="The ingest worker's --batch-wait-ms (its default: 50)."),
     as_json: bool = typer.Option(False, "--json", help="Print only the JSON line."),
 ) -> None:
     """Publish-to-wall latency of alerts through ingest, the alert engine and the websocket hub, with
@@ -59,7 +60,8 @@ def bench_alerts(
         with progress(as_json, f"alerts bench: {clients} clients, {alerts} events at {rate:g}/s..."):
             result = run_bench(settings, clients=clients, rate=rate, alerts=alerts, stalled=stalled,
                                replicas=replicas, proxy=proxy, deflate_baseline=deflate_baseline,
-                               client_processes=client_processes, ws_baseline=ws_baseline or None)  # fmt: skip
+                               client_processes=client_processes, ws_baseline=ws_baseline or None,
+                               ingest_wait_ms=ingest_wait_ms)  # fmt: skip
     except ConnectionError as exc:
         typer.echo(f"bench: {exc}", err=True)
         raise typer.Exit(exit_codes.UNAVAILABLE) from exc
