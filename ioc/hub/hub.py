@@ -1,14 +1,15 @@
 """Fan-out of live events to websocket clients, each with its own bounded backlog.
 
 The cost that grows with the number of walls is what happens per client per event, so it is kept to
-one list append: an event is filtered and encoded once (:class:`Frame`), appended to each interested
-client's backlog, and the client's sender is woken only if it was idle. Whatever piles up while a
-sender is busy writing goes out as one websocket message (a ``batch``) on its next turn: under load
-a client gets fewer, larger messages instead of falling behind, without a timer per message.
+one list append: an event is filtered and encoded once (:class:`Frame`) and appended to each
+interested client's backlog; once the events that arrived together are queued, one pass
+(:meth:`Hub.flush`) writes each client's backlog as one websocket message (a ``batch`` when there
+are several), synchronously when the socket takes it, which it does unless the client is slow: no
+task, wake-up or timer per client per event.
 
-A wall screen on a slow link must not slow the others or grow memory without bound: a client whose
-backlog reaches ``queue_size`` events loses it and gets one ``resync`` message instead (with the last
-``seq`` it was sent, to reconnect from with ``since``); the other clients never wait for it.
+A wall screen on a slow link must not slow the others or grow memory without bound: its pending write
+waits alone, and a client whose backlog reaches ``queue_size`` events loses it and gets one
+``resync`` message instead (with the last ``seq`` it was sent, to reconnect from with ``since``).
 Filtering by topic and by the client's units happens here, before queueing.
 """
 
