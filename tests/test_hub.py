@@ -64,10 +64,10 @@ def test_slow_client_gets_resync_and_fast_client_gets_everything() -> None:
         received = []
         for i in range(5):
             hub.publish(LiveEvent(topic="alert", type="alert.created", unit_id="tra-kot", data={"i": i}))
-            received.append(fast.queue.get_nowait().event.data["i"])
+            received.extend(frame.event.data["i"] for frame in fast.take())
         hub.publish(LiveEvent(topic="alert", type="alert.created", unit_id="tra-ka"))  # not fast's unit
-        assert received == [0, 1, 2, 3, 4] and fast.queue.empty()
-        items = [slow.queue.get_nowait() for _ in range(slow.queue.qsize())]
+        assert received == [0, 1, 2, 3, 4] and fast.take() == []
+        items = slow.take()
         assert items[0] == {"type": "resync", "reason": "slow_consumer", "dropped": 4}
         assert [m.event.data.get("i") for m in items[1:]] == [4, None]
 
@@ -153,9 +153,65 @@ def test_a_communes_stream_gets_the_platforms_news_but_no_other_unitless_event()
         hub.publish(LiveEvent(topic="alert", type="alert.created", unit_id=None, data={"id": 1}))
         hub.publish(LiveEvent(topic="system", type="unit.note", unit_id="tra-son"))
         hub.publish(LiveEvent(topic="alert", type="alert.created", unit_id="tra-kot", data={"id": 2}))
-        got = []
-        while not sub.queue.empty():
-            got.append(sub.queue.get_nowait().event.type)
-        return got
+        return [frame.event.type for frame in sub.take()]
 
     assert asyncio.run(run()) == ["database.unavailable", "alert.created"]
+
+
+def test_events_published_together_reach_each_client_in_one_write_and_a_stuck_client_stalls_no_one() -> None:
+    """The hub writes each started client's backlog itself, in one pass after the events that arrived
+    together: one message per client, not one per event. A client whose write cannot complete (its
+    socket buffer is full) is waited for alone: the others still get every event, and it gets a
+    ``resync`` naming the last seq it was sent once its backlog overflows."""
+
+    async def scenario() -> tuple[list[str], list[str], list]:
+        hub = Hub(queue_size=4)
+        fast_writes: list[str] = []
+        stuck_writes: list[str] = []
+        unstick = asyncio.get_running_loop().create_future()
+
+        async def fast_write(text: str) -> None:
+            fast_writes.append(text)
+
+        async def stuck_write(text: str) -> None:
+            stuck_writes.append(text)
+            await unstick  # as uvicorn's send waits while the transport is paused
+
+        def render(items: list) -> str:
+            return "|".join(str(item.seq) if hasattr(item, "seq") else item["type"] for item in items)
+
+        fast, stuck = hub.subscribe(), hub.subscribe()
+        failures: list = []
+        fast.start(render, fast_write, lambda: failures.append("fast"))
+        stuck.start(render, stuck_write, lambda: failures.append("stuck"))
+        for seq in (1, 2, 3):  # one commit's events: published back to back, written once
+            hub.publish(LiveEvent(topic="alert", type="alert.created", unit_id="u", data={"seq": seq}))
+        await asyncio.sleep(0)
+        assert fast_writes == ["1|2|3"] and stuck_writes == ["1|2|3"]
+        for seq in range(4, 10):  # the stuck client's write has not returned: its backlog overflows
+            hub.publish(LiveEvent(topic="alert", type="alert.created", unit_id="u", data={"seq": seq}))
+            await asyncio.sleep(0)
+        assert fast_writes == ["1|2|3", "4", "5", "6", "7", "8", "9"]
+        unstick.set_result(None)
+        await asyncio.sleep(0.01)
+        return stuck_writes, [stuck.dropped], failures
+
+    stuck_writes, dropped, failures = asyncio.run(scenario())
+    assert stuck_writes == ["1|2|3", "resync|9"] and dropped == [5] and failures == []
+
+
+def test_a_resync_tells_the_client_where_to_reconnect_from(database_url: str, mqtt_url: str) -> None:
+    """Through the real route: the resync message carries ``since``, the last seq the client was sent."""
+    app = create_app(app_settings(database_url, mqtt_url))
+    with TestClient(app) as client:
+        bearer = token(client, database_url)
+        with client.websocket_connect(f"/ws?topics=alert&access_token={bearer}") as ws:
+            while (first := ws.receive_json())["type"] != "snapshot_end":
+                pass
+            hub: Hub = client.app.state.hub
+            sub = next(iter(hub._subs))
+            assert first["last_seq"] >= 0
+            client.portal.call(hub._resync, sub)  # what an overflowing backlog does
+            client.portal.call(sub.flush)
+            message = ws.receive_json()
+            assert message == {"type": "resync", "reason": "slow_consumer", "dropped": 1, "since": first["last_seq"]}

@@ -274,17 +274,57 @@ async def websocket_principal(websocket: WebSocket) -> Principal | None:
 
 async def websocket_still_valid(websocket: WebSocket) -> str | None:
     """None while the connection's credentials are still good, else why not (expired token, logout,
-    disabled account, changed role): long-lived connections call this periodically."""
+    disabled account, changed role): long-lived connections call this periodically.
+
+    Connections holding the same credentials (a wall's screens, one operator's tabs, a bench's 1,000
+    clients) share one lookup: a result is reused for :data:`SHARED_CHECK_S`, so a logout still ends
+    every stream within ``STREAM_RECHECK_S + SHARED_CHECK_S`` (3 s), and the database sees one query
+    per credentials per interval instead of one per connection.
+    """
     token, api_key = getattr(websocket.state, "credentials", (None, None))
-    try:
-        await asyncio.to_thread(
-            resolve_principal, auth_context_of(websocket.app), _pool(websocket.app), access_token=token, api_key=api_key
-        )
-    except AuthFailure as failure:
-        return failure.reason
-    except Problem as problem:
-        return problem.detail
-    return None
+    checks = getattr(websocket.app.state, "stream_checks", None)
+    if checks is None:
+        checks = websocket.app.state.stream_checks = _SharedChecks()
+    return await checks.reason(
+        (token, api_key),
+        lambda: resolve_principal(
+            auth_context_of(websocket.app), _pool(websocket.app), access_token=token, api_key=api_key
+        ),  # fmt: skip
+    )
+
+
+#: How long one credential check answers for every connection holding the same credentials.
+SHARED_CHECK_S = 1.0
+
+
+class _SharedChecks:
+    """Credential checks in flight or recent, by credentials: see :func:`websocket_still_valid`."""
+
+    def __init__(self) -> None:
+        self._checks: dict[tuple[str | None, str | None], tuple[float, asyncio.Future[str | None]]] = {}
+        self._pruned_at = 0.0
+
+    async def reason(self, key: tuple[str | None, str | None], check: Callable[[], Principal]) -> str | None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        found = self._checks.get(key)
+        if found is None or now - found[0] > SHARED_CHECK_S:
+            if now - self._pruned_at > 10 * SHARED_CHECK_S:
+                self._checks = {k: v for k, v in self._checks.items() if now - v[0] <= SHARED_CHECK_S}
+                self._pruned_at = now
+            found = (now, asyncio.ensure_future(self._run(check)))
+            self._checks[key] = found
+        return await asyncio.shield(found[1])
+
+    @staticmethod
+    async def _run(check: Callable[[], Principal]) -> str | None:
+        try:
+            await asyncio.to_thread(check)
+        except AuthFailure as failure:
+            return failure.reason
+        except Problem as problem:
+            return problem.detail
+        return None
 
 
 async def _first_message_token(websocket: WebSocket) -> str:

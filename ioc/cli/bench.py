@@ -35,6 +35,11 @@ def bench_alerts(
     replicas: int = typer.Option(1, min=1, max=8, help="`ioc serve` processes; clients spread over them."),
     proxy: bool = typer.Option(False, help="Put HAProxy (deploy/haproxy/ioc.cfg, TLS) in front of the replicas."),
     deflate_baseline: bool = typer.Option(False, help="Also run with per-client websocket compression (baseline)."),
+    client_processes: int = typer.Option(1, min=1, max=16, help="Processes that share the websocket clients."),
+    ws_baseline: str = typer.Option(
+        "", help="Also run on this uvicorn websocket implementation (websockets, wsproto)."
+    ),
+    ingest_wait_ms: float = typer.Option(50.0, min=0, help="The ingest worker's --batch-wait-ms (its default: 50)."),
     as_json: bool = typer.Option(False, "--json", help="Print only the JSON line."),
 ) -> None:
     """Publish-to-wall latency of alerts through ingest, the alert engine and the websocket hub, with
@@ -54,7 +59,9 @@ def bench_alerts(
     try:
         with progress(as_json, f"alerts bench: {clients} clients, {alerts} events at {rate:g}/s..."):
             result = run_bench(settings, clients=clients, rate=rate, alerts=alerts, stalled=stalled,
-                               replicas=replicas, proxy=proxy, deflate_baseline=deflate_baseline)  # fmt: skip
+                               replicas=replicas, proxy=proxy, deflate_baseline=deflate_baseline,
+                               client_processes=client_processes, ws_baseline=ws_baseline or None,
+                               ingest_wait_ms=ingest_wait_ms)  # fmt: skip
     except ConnectionError as exc:
         typer.echo(f"bench: {exc}", err=True)
         raise typer.Exit(exit_codes.UNAVAILABLE) from exc

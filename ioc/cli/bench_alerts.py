@@ -3,11 +3,15 @@
 One run, one machine, one JSON line. The system runs as in production, each part its own process:
 a private Mosquitto (or ``IOC_MQTT_URL``), PostgreSQL (``IOC_DATABASE_URL`` or an embedded one; a
 fresh database, dropped at the end), one ``ioc ingest`` worker raising alerts from
-``config/alert-rules.yaml``, and ``ioc serve`` with the websocket hub. A client process holds N
-websocket connections (plus ``--stalled`` ones that never read); a publisher process sends M
+``config/alert-rules.yaml``, and ``ioc serve`` with the websocket hub. One client process (or
+``--client-processes``) holds N websocket connections (plus ``--stalled`` ones that never read),
+each a real websocket client kept as cheap as one can be (see :class:`_WallClient`), so that the
+clients measure the hub rather than themselves; a publisher process sends M
 camera intrusion events at R per second, each a new cause, so each becomes one new alert.
 
-Reported: publish-to-receipt latency p50/p99/max over every (alert, client) pair, messages lost
+Reported: publish-to-receipt latency p50/p99/max over every (alert, client) pair, split into the
+pipeline (publish to the first client's receipt of each alert: ingest, alert engine, commit, NOTIFY)
+and the fan-out (each receipt's delay after the first client's receipt of the same alert), messages lost
 (expected N x M receipts), resyncs, the hub's memory per client (RSS growth of the ``serve``
 process while the clients connect, divided by N), and in the same run the baseline: bare MQTT
 publish-to-subscriber latency of the same events at the same rate (a paho subscriber in its own
@@ -94,59 +98,108 @@ def _bare_subscriber_main(url: str, topic: str, m: int, ready: Any, out: Any) ->
     out.put(list(got.values()))
 
 
-def _clients_main(ws_urls: list[str], n: int, stalled: int, m: int, ready: Any, done: Any, out: Any,
+def _clients_main(ws_urls: list[str], indexes: list[int], readers: int, m: int, ready: Any, out: Any,
                   cafile: str | None = None, offset: int = 0) -> None:  # fmt: skip
-    asyncio.run(_clients(ws_urls, n, stalled, m, ready, done, out, cafile, offset))
+    """One client process: the connections ``indexes`` (global numbers: they pick the URL round robin;
+    those from ``readers`` on are the stalled ones)."""
+    import uvloop
+
+    uvloop.run(_clients(ws_urls, indexes, readers, m, ready, out, cafile, offset))
 
 
-async def _clients(ws_urls: list[str], n: int, stalled: int, m: int, ready: Any, done: Any, out: Any,
+#: An alert's live event: the zone number in its title is the bench event's index.
+_ZONE_BYTES = re.compile("khu vực z(\\d+) ".encode())
+
+
+class _WallClient(asyncio.Protocol):
+    """One websocket client, as cheap as a real one can be: the websockets library's sans-I/O client
+    protocol on a bare asyncio transport (no reader task, no message queue per connection), and no JSON
+    parsing of live messages: an alert event is found by its type and its title, and timed on arrival."""
+
+    def __init__(self, url: str, m: int, offset: int, receipts: list[tuple[float, int]], stalled: bool) -> None:
+        from websockets.client import ClientProtocol
+        from websockets.uri import parse_uri
+
+        self.ws = ClientProtocol(parse_uri(url), max_size=None)
+        self.m, self.offset, self.receipts, self.stalled = m, offset, receipts, stalled
+        self.received = self.resyncs = 0
+        self.synced: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.ws.send_request(self.ws.connect())
+        transport.write(b"".join(self.ws.data_to_send()))
+
+    def data_received(self, data: bytes) -> None:
+        now = time.time()
+        self.ws.receive_data(data)
+        for event in self.ws.events_received():
+            payload = getattr(event, "data", None)
+            if getattr(event, "opcode", None) is not None and payload:
+                self._message(payload, now)
+        if pending := self.ws.data_to_send():  # pongs, the closing handshake
+            self.transport.write(b"".join(pending))
+
+    def _message(self, payload: bytes, now: float) -> None:
+        if not self.synced.done():
+            if b'"type":"snapshot_end"' in payload.replace(b" ", b""):
+                self.synced.set_result(None)
+                if self.stalled:
+                    self.transport.pause_reading()  # never reads again: the hub must not wait for it
+            return
+        if b'"type":"resync"' in payload:
+            self.resyncs += 1
+        for item in payload.split(b'{"type":"event"')[1:]:
+            if b'"type":"alert.created"' in item and (match := _ZONE_BYTES.search(item)):
+                index = int(match.group(1)) - self.offset
+                if index >= 0:
+                    self.receipts.append((now, index))
+                    self.received += 1
+        if self.received >= self.m and not self.finished.done():
+            self.finished.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.synced.done():
+            self.synced.set_exception(exc or ConnectionError("connection closed before the snapshot"))
+        if not self.finished.done():
+            self.finished.set_result(None)  # nothing more will come: count what arrived
+
+
+async def _clients(ws_urls: list[str], indexes: list[int], readers: int, m: int, ready: Any, out: Any,
                    cafile: str | None = None, offset: int = 0) -> None:  # fmt: skip
+    import gc
     import ssl
-
-    from websockets.asyncio.client import connect
+    from urllib.parse import urlsplit
 
     context = ssl.create_default_context(cafile=cafile) if cafile else None
-
+    loop = asyncio.get_running_loop()
     receipts: list[tuple[float, int]] = []  # (receipt time, event index)
-    received = [0] * n
-    resyncs = 0
-
-    async def reader(index: int, ws: Any) -> None:
-        nonlocal resyncs
-        async for text in ws:
-            now = time.time()
-            message = json.loads(text)
-            for frame in message["items"] if message.get("type") == "batch" else [message]:
-                if frame.get("type") == "resync":
-                    resyncs += 1
-                elif frame.get("type") == "event" and frame["event"]["type"] == "alert.created":
-                    match = ZONE_RE.search(frame["event"]["data"].get("title", ""))
-                    if match and int(match.group(1)) >= offset:
-                        receipts.append((now, int(match.group(1)) - offset))
-                        received[index] += 1
-            if received[index] >= m:
-                return
-
-    connections = []
-    for i in range(n + stalled):
+    clients: list[_WallClient] = []
+    for i in indexes:
         url = ws_urls[i % len(ws_urls)]
-        ws = await connect(url, max_queue=4, open_timeout=30, ping_interval=None,
-                           ssl=context if url.startswith("wss:") else None)  # fmt: skip
-        while json.loads(await ws.recv())["type"] != "snapshot_end":
-            pass
-        connections.append(ws)
+        parts = urlsplit(url)
+        secure = parts.scheme == "wss"
+        client = _WallClient(url, m, offset, receipts, stalled=i >= readers)
+        await loop.create_connection(lambda c=client: c, parts.hostname, parts.port,
+                                     ssl=context if secure else None)  # fmt: skip
+        await asyncio.wait_for(client.synced, 30)
+        clients.append(client)
+    # The instrument must not pause: no garbage collection while it times arrivals (a full one here
+    # took 25-70 ms, every 5 s, with 300,000 receipts held).
+    gc.collect()
+    gc.freeze()
+    gc.disable()
     ready.set()
-    tasks = [asyncio.create_task(reader(i, ws)) for i, ws in enumerate(connections[:n])]
-    deadline = time.time() + 120 + m / 2  # a starved client process still gets everything it can
-    while time.time() < deadline and not all(t.done() for t in tasks):
-        await asyncio.sleep(0.05)
-    for task in tasks:
-        task.cancel()
-    for ws in connections:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(ws.close(), 2)
-    out.put({"receipts": receipts, "received": sum(received), "resyncs": resyncs})
-    done.set()
+    reading = [c for c in clients if not c.stalled]
+    if reading:  # a starved client process still gets everything it can
+        await asyncio.wait([c.finished for c in reading], timeout=120 + m / 2)
+    for client in clients:
+        if client.transport is not None:
+            client.transport.abort()
+    out.put({"receipts": receipts, "received": sum(c.received for c in reading),
+             "resyncs": sum(c.resyncs for c in reading)})  # fmt: skip
 
 
 # -- the run -------------------------------------------------------------------------------------------
@@ -274,10 +327,13 @@ def _cpu_s(procs: list[Any]) -> float:
 
 
 def run_bench(settings: Any, *, clients: int, rate: float, alerts: int, stalled: int = 1, replicas: int = 1,
-              proxy: bool = False, deflate_baseline: bool = False) -> dict[str, Any]:  # fmt: skip
+              proxy: bool = False, deflate_baseline: bool = False, client_processes: int = 1,
+              ws_baseline: str | None = None, ingest_wait_ms: float = 50.0) -> dict[str, Any]:  # fmt: skip
     """See the module docstring. ``replicas`` API processes, behind HAProxy when ``proxy``; with
     ``deflate_baseline`` the system phase runs a second time with per-client websocket compression
-    (the old default) and its hub CPU is reported next to ours."""
+    (the old default) and its hub CPU is reported next to ours; with ``ws_baseline`` (``websockets``,
+    ``wsproto``) it runs a second time on that uvicorn websocket implementation instead of
+    websockets-sansio, likewise."""
     from ingest.bench import _broker, _fresh_database, _server, _Stack
     from ingest.testing import seed_devices
     from ioc.net import free_port
@@ -307,8 +363,8 @@ def run_bench(settings: Any, *, clients: int, rate: float, alerts: int, stalled:
                     proc.kill()
 
         stack.callback(stop_all)
-        ingest = subprocess.Popen([sys.executable, "-m", "ioc.cli.main", "ingest", "--batch-size", "200"],
-                                  cwd=ROOT_DIR, env=env)  # fmt: skip
+        ingest = subprocess.Popen([sys.executable, "-m", "ioc.cli.main", "ingest", "--batch-size", "200",
+                                   "--batch-wait-ms", f"{ingest_wait_ms:g}"], cwd=ROOT_DIR, env=env)  # fmt: skip
         procs.append(ingest)
         time.sleep(2)  # the ingest worker subscribes
 
@@ -325,12 +381,12 @@ def run_bench(settings: Any, *, clients: int, rate: float, alerts: int, stalled:
         pub.join(10)
         bare.join(10)
 
-        def system_phase(offset: int, deflate: bool) -> dict[str, Any]:
+        def system_phase(offset: int, deflate: bool, ws: str = "websockets-sansio") -> dict[str, Any]:
             """Start the API replicas (and proxy), connect the clients, publish, collect; stop the replicas."""
             ports = [free_port() for _ in range(replicas)]
             servers = []
             for port in ports:
-                cmd = [sys.executable, "-m", "ioc.cli.main", "serve", "--port", str(port)]
+                cmd = [sys.executable, "-m", "ioc.cli.main", "serve", "--port", str(port), "--ws", ws]
                 servers.append(subprocess.Popen(cmd + (["--ws-deflate"] if deflate else []), cwd=ROOT_DIR,
                                                 env=dict(env, IOC_HTTP_PORT=str(port))))  # fmt: skip
             procs.extend(servers)
@@ -350,13 +406,18 @@ def run_bench(settings: Any, *, clients: int, rate: float, alerts: int, stalled:
                 bases = [f"ws://127.0.0.1:{port}" for port in ports]
             token = _operator_token(db, ports[0], offset)
             ws_urls = [f"{base}/ws?topics=alert&access_token={token}" for base in bases]
-            ready, done, out = ctx.Event(), ctx.Event(), ctx.Queue()
-            args = (ws_urls, clients, stalled, alerts, ready, done, out, cafile, offset)
-            client_proc = ctx.Process(target=_clients_main, args=args)
-            client_proc.start()
-            if not ready.wait(180):
+            out = ctx.Queue()
+            client_procs, readies = [], []
+            for k in range(client_processes):  # each its own process, each a share of the connections
+                indexes = list(range(k, clients + stalled, client_processes))
+                readies.append(ctx.Event())
+                args = (ws_urls, indexes, clients, alerts, readies[-1], out, cafile, offset)
+                client_procs.append(ctx.Process(target=_clients_main, args=args))
+                client_procs[-1].start()
+            if not all(ready.wait(180) for ready in readies):
                 raise ConnectionError("websocket clients did not connect")
             rss_after = sum(p.memory_info().rss for p in watched)
+            time.sleep(2)  # the walls are connected and idle when alerts come, as in a control room
             proxy_watch = [psutil.Process(proxy_proc.pid)] if proxy_proc else []
             cpu_before, proxy_before = _cpu_s(watched), _cpu_s(proxy_watch)
             go, sent_q = ctx.Event(), ctx.Queue()
@@ -364,21 +425,38 @@ def run_bench(settings: Any, *, clients: int, rate: float, alerts: int, stalled:
             pub.start()
             go.set()
             sent = sent_q.get(timeout=300)
-            result = out.get(timeout=300)
+            parts = [out.get(timeout=300) for _ in client_procs]
+            result = {"receipts": [r for part in parts for r in part["receipts"]],
+                      "received": sum(part["received"] for part in parts),
+                      "resyncs": sum(part["resyncs"] for part in parts)}  # fmt: skip
             cpu_s, proxy_cpu_s = _cpu_s(watched) - cpu_before, _cpu_s(proxy_watch) - proxy_before
-            client_proc.join(10)
+            for client_proc in client_procs:
+                client_proc.join(10)
             pub.join(10)
             if proxy_proc is not None:
                 proxy_proc.terminate()
                 proxy_proc.wait(10)
             for server in servers:
                 server.send_signal(signal.SIGTERM)
+            slow_stops = 0
             for server in servers:
-                server.wait(20)
+                try:
+                    server.wait(20)
+                except subprocess.TimeoutExpired:  # counted, not fatal: the figures are already in
+                    slow_stops += 1
+                    server.kill()
+                    server.wait(10)
             latencies = [(received - sent[index]) * 1000 for received, index in result["receipts"]]
+            # The fan-out on its own: how long after the first client each client got the same alert.
+            first: dict[int, float] = {}
+            for received, index in result["receipts"]:
+                first[index] = min(received, first.get(index, received))
+            spread = [(received - first[index]) * 1000 for received, index in result["receipts"]]
+            to_first = [(first[index] - sent[index]) * 1000 for index in first]
             deliveries = max(1, result["received"])
             return {
                 "latencies": latencies, "received": result["received"], "resyncs": result["resyncs"],
+                "spread": spread, "to_first": to_first, "slow_stops": slow_stops,
                 "rss_per_client_kb": (rss_after - rss_before) / 1024 / max(1, clients + stalled),
                 "hub_cpu_ms_per_1000": cpu_s * 1000 / deliveries * 1000,
                 "proxy_cpu_ms_per_1000": proxy_cpu_s * 1000 / deliveries * 1000 if proxy_proc else None,
@@ -386,6 +464,7 @@ def run_bench(settings: Any, *, clients: int, rate: float, alerts: int, stalled:
 
         ours = system_phase(0, deflate=False)
         deflated = system_phase(1_000_000, deflate=True) if deflate_baseline else None
+        other_ws = system_phase(2_000_000, deflate=False, ws=ws_baseline) if ws_baseline else None
 
     latencies = ours["latencies"]
     bare_ms = [v * 1000 for v in bare_latencies]
@@ -397,8 +476,11 @@ def run_bench(settings: Any, *, clients: int, rate: float, alerts: int, stalled:
         "clients": clients,
         "stalled_clients": stalled,
         "replicas": replicas,
+        "client_processes": client_processes,
+        "ws": "websockets-sansio",
         "proxy": "haproxy-tls" if proxy else None,
         "rate_per_s": rate,
+        "ingest_batch_wait_ms": ingest_wait_ms,
         "alerts": alerts,
         "broker": broker_kind,
         "database": db_kind,
@@ -406,9 +488,14 @@ def run_bench(settings: Any, *, clients: int, rate: float, alerts: int, stalled:
         "p50_ms": _round(_percentile(latencies, 0.5)),
         "p99_ms": _round(p99),
         "max_ms": _round(max(latencies) if latencies else None),
+        "first_client_p50_ms": _round(_percentile(ours["to_first"], 0.5)),
+        "first_client_p99_ms": _round(_percentile(ours["to_first"], 0.99)),
+        "fanout_spread_p50_ms": _round(_percentile(ours["spread"], 0.5)),
+        "fanout_spread_p99_ms": _round(_percentile(ours["spread"], 0.99)),
         "received": ours["received"],
         "lost": expected - ours["received"],
         "resyncs": ours["resyncs"],
+        "serve_stops_over_20_s": ours["slow_stops"],
         "hub_rss_per_client_kb": _round(ours["rss_per_client_kb"]),
         "hub_cpu_ms_per_1000_deliveries": _round(ours["hub_cpu_ms_per_1000"]),
         "proxy_cpu_ms_per_1000_deliveries": _round(ours["proxy_cpu_ms_per_1000"]),
@@ -423,6 +510,14 @@ def run_bench(settings: Any, *, clients: int, rate: float, alerts: int, stalled:
             "deflate_lost": expected - deflated["received"],
             "deflate_hub_cpu_ms_per_1000_deliveries": _round(deflated["hub_cpu_ms_per_1000"]),
             "ratio_to_deflate_hub_cpu": _round(ours["hub_cpu_ms_per_1000"] / deflated["hub_cpu_ms_per_1000"], 2),
+        })  # fmt: skip
+    if other_ws is not None:
+        result.update({
+            "ws_baseline": ws_baseline,
+            "ws_baseline_p99_ms": _round(_percentile(other_ws["latencies"], 0.99)),
+            "ws_baseline_lost": expected - other_ws["received"],
+            "ws_baseline_hub_cpu_ms_per_1000_deliveries": _round(other_ws["hub_cpu_ms_per_1000"]),
+            "ratio_to_ws_baseline_hub_cpu": _round(ours["hub_cpu_ms_per_1000"] / other_ws["hub_cpu_ms_per_1000"], 2),
         })  # fmt: skip
     return result
 

@@ -36,6 +36,10 @@ def serve(
     port: int = typer.Option(None, help="Port (default IOC_HTTP_PORT)."),
     workers: int = typer.Option(1, min=1, help="Worker processes behind one port."),
     ws_deflate: bool = typer.Option(False, help="Compress websocket frames per client (off: see docs/performance.md)."),
+    ws: str = typer.Option(
+        "websockets-sansio",
+        help="uvicorn's websocket implementation: websockets-sansio, websockets or wsproto (docs/performance.md).",
+    ),
 ) -> None:
     """Run the HTTP API and pages (needs IOC_DATABASE_URL; `ioc up` sets it).
 
@@ -69,6 +73,7 @@ def serve(
         # No per-client compression: deflating every frame for every wall costs the hub more CPU than
         # the bytes it saves on a LAN (docs/performance.md, "Fan-out").
         ws_per_message_deflate=ws_deflate,
+        ws=ws,  # uvicorn refuses an unknown name
         # A stop (systemd, `ioc up`, a deploy) must not wait for long-lived streams to end by
         # themselves: after 5 s they are closed and the clients resume with `since`.
         timeout_graceful_shutdown=5,

@@ -12,8 +12,8 @@ Protocol (JSON text frames, server to client):
   ``since`` to miss nothing;
 * several of these may come in one message, ``{"type": "batch", "items": [...]}``, when they queued
   up while the previous message was being sent;
-* ``{"type": "ping"}`` after 5 s of silence (a heartbeat); ``{"type": "resync"}`` when the client fell behind
-  and must reconnect with ``since`` (or reload over HTTP).
+* ``{"type": "ping"}`` after 5 s of silence (a heartbeat); ``{"type": "resync", "since"}`` when the client
+  fell behind (its backlog overflowed) and must reconnect with ``since`` (or reload over HTTP).
 
 The client sends nothing (it may send pings; they are ignored). Filters: ``topics``, ``units``,
 ``min_severity``.
@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -36,7 +35,7 @@ from ioc.alerts.access import scope_condition
 from ioc.alerts.model import Severity
 from ioc.auth.deps import STREAM_RECHECK_S, websocket_principal, websocket_still_valid
 from ioc.hub.events import TOPICS, LiveEvent
-from ioc.hub.hub import Frame, Hub
+from ioc.hub.hub import Frame, Hub, Item, Subscription
 
 router = APIRouter(tags=["live"])
 
@@ -45,7 +44,6 @@ PING_INTERVAL_S = 5.0
 # Credentials are checked again this often: an expired token, a logout or a disabled account ends the
 # stream within this time (issue #15 asks for 5 s). One indexed session lookup per connection.
 RECHECK_S = STREAM_RECHECK_S
-MAX_BATCH = 200
 REPLAY_LIMIT = 5000
 _ALERT_FIELDS = "id, seq, kind, severity, status, title, unit_id, assigned_unit_id, count, lat, lon, last_seen"
 
@@ -116,45 +114,7 @@ async def live_stream(
             if Severity(row["severity"]).rank >= min_rank:
                 await websocket.send_json(_alert_event(row, kind))
         await websocket.send_json({"type": "replay_end" if since is not None else "snapshot_end", "last_seq": last_seq})
-        recheck_at = time.monotonic() + RECHECK_S
-        ping_at = time.monotonic() + PING_INTERVAL_S
-        while not receiver.done():
-            if time.monotonic() >= recheck_at:
-                reason = await websocket_still_valid(websocket)
-                if reason is not None:
-                    await websocket.send_json({"type": "error", "reason": f"{reason}; reconnect with a fresh token"})
-                    await websocket.close(code=1008)
-                    return
-                recheck_at = time.monotonic() + RECHECK_S
-            try:
-                wait = max(0.05, min(recheck_at, ping_at) - time.monotonic())
-                first = await asyncio.wait_for(sub.queue.get(), timeout=wait)
-            except TimeoutError:
-                if time.monotonic() >= ping_at:
-                    await websocket.send_json({"type": "ping", "server_time": datetime.now(UTC).isoformat()})
-                    ping_at = time.monotonic() + PING_INTERVAL_S
-                continue
-            # Whatever queued up while we were sending goes out in one websocket message: under load a
-            # client gets fewer, larger messages instead of falling behind.
-            items = [first]
-            while len(items) < MAX_BATCH and not sub.queue.empty():
-                items.append(sub.queue.get_nowait())
-            texts: list[str] = []
-            for item in items:
-                if not isinstance(item, Frame):
-                    texts.append(json.dumps(item))
-                    continue
-                if item.seq is not None:
-                    if item.seq <= last_seq:
-                        continue  # already sent in the snapshot/replay
-                    last_seq = item.seq
-                if item.severity_rank is not None and item.event.topic == "alert" and item.severity_rank < min_rank:
-                    continue
-                texts.append(item.text)
-            if len(texts) == 1:
-                await websocket.send_text(texts[0])
-            elif texts:
-                await websocket.send_text('{"type":"batch","items":[' + ",".join(texts) + "]}")
+        await _stream(websocket, sub, receiver, last_seq, min_rank)
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
@@ -162,6 +122,69 @@ async def live_stream(
         receiver.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await receiver
+
+
+async def _stream(websocket: WebSocket, sub: Subscription, receiver: asyncio.Task, last_seq: int,
+                  min_rank: int) -> None:  # fmt: skip
+    """Deliver the live events of ``sub`` until the client leaves or its credentials stop being valid.
+
+    The hub writes the events (:meth:`Subscription.flush`, nothing per client per event but the
+    write); this task only wakes on one timer per connection (heartbeat, credential recheck), when
+    the client leaves, or when a write failed.
+    """
+    loop = asyncio.get_running_loop()
+    wake = asyncio.Event()
+
+    def render(items: list[Item]) -> str | None:
+        nonlocal last_seq
+        texts: list[str] = []
+        for item in items:
+            if isinstance(item, Frame):
+                if item.seq is not None:
+                    if item.seq <= last_seq:
+                        continue  # already sent in the snapshot/replay
+                    last_seq = item.seq
+                if item.severity_rank is not None and item.event.topic == "alert" and item.severity_rank < min_rank:
+                    continue
+                texts.append(item.text)
+            elif item.get("type") == "resync":
+                texts.append(json.dumps({**item, "since": last_seq}))  # where to reconnect from
+            else:
+                texts.append(json.dumps(item))
+        if not texts:
+            return None
+        # Whatever queued up since the last write goes out as one websocket message.
+        return texts[0] if len(texts) == 1 else '{"type":"batch","items":[' + ",".join(texts) + "]}"
+
+    receiver.add_done_callback(lambda _: wake.set())
+    sub.written_at = loop.time()
+    sub.start(render, websocket.send_text, wake.set)
+    recheck_at = loop.time() + RECHECK_S
+    timer = loop.call_at(min(recheck_at, sub.written_at + PING_INTERVAL_S), wake.set)
+    try:
+        while True:
+            await wake.wait()
+            wake.clear()
+            if receiver.done() or sub.failed is not None:
+                return
+            now = loop.time()
+            if now >= recheck_at:
+                reason = await websocket_still_valid(websocket)
+                if reason is not None:
+                    sub.stop()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await (sub.sending or asyncio.sleep(0))
+                    await websocket.send_json({"type": "error", "reason": f"{reason}; reconnect with a fresh token"})
+                    await websocket.close(code=1008)
+                    return
+                recheck_at = loop.time() + RECHECK_S
+            if now >= sub.written_at + PING_INTERVAL_S and not sub.backlog:
+                sub.backlog.append({"type": "ping", "server_time": datetime.now(UTC).isoformat()})
+                sub.flush()
+            timer.cancel()
+            timer = loop.call_at(min(recheck_at, sub.written_at + PING_INTERVAL_S), wake.set)
+    finally:
+        timer.cancel()
 
 
 async def _allowed_units(websocket: WebSocket) -> frozenset[str] | None | bool:
