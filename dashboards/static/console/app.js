@@ -283,8 +283,10 @@ async function act(alert, action) {
       json: { action, ...(note ? { note } : {}), ...(photoRef ? { photo_ref: photoRef } : {}) },
     });
     state.alerts.set(updated.id, { ...(state.alerts.get(updated.id) || {}), ...updated });
-    $("action-note").value = "";
-    photo.clear();
+    // Clear only what was sent: the officer may already be typing the next note (the live event of
+    // this action can reach the list before this answer does).
+    if ($("action-note").value.trim().normalize("NFC") === note) $("action-note").value = "";
+    if (photo.files()[0] === file) photo.clear();
     toast(t("action.done", { title: updated.title }));
     if (state.open?.type === "report") await openReport(state.open.id);
     else await openAlert(updated.id);
@@ -314,7 +316,7 @@ async function reply(event) {
   }
   try {
     await api(`/api/reports/${state.open.id}/replies`, { method: "POST", json: { text, public: $("reply-public").checked } });
-    $("reply-text").value = "";
+    if ($("reply-text").value.trim().normalize("NFC") === text) $("reply-text").value = ""; // not a newer draft
     toast(t("reply.sent"));
     await openReport(state.open.id);
   } catch (err) {
