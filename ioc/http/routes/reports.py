@@ -18,13 +18,14 @@ from pydantic import BaseModel, Field
 from ioc.auth.ratelimit import BucketPolicy, buckets_for
 from ioc.http import media_intake
 from ioc.http.errors import Problem, problem_responses
+from ioc.http.forms import OffLoopFormRoute
 from ioc.http.guards import Refusal, bad_character
 from ioc.http.state import AppState
 from ioc.reports import codes, idempotency
 from ioc.reports.media import StoredPhoto, StoredVideo
 from ioc.reports.service import Category, Submission, UnknownCategory, public_view, submit
 
-router = APIRouter(prefix="/api/public", tags=["citizen reports"])
+router = APIRouter(prefix="/api/public", tags=["citizen reports"], route_class=OffLoopFormRoute)
 
 MAX_PHOTOS = 5
 LOOKUP_LIMIT = BucketPolicy(capacity=30, refill_per_s=0.5)
