@@ -10,7 +10,6 @@ runs them in its thread pool, so the database calls do not block the event loop.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from datetime import datetime, time
 from functools import partial
@@ -26,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ioc.auth.deps import Caller, require_roles, require_unit_visible
 from ioc.auth.principal import Principal
 from ioc.clock import SystemClock
+from ioc.http import media_intake
 from ioc.http.errors import Problem, problem_responses
 from ioc.http.forms import OffLoopFormRoute
 from ioc.http.state import AppState
@@ -265,7 +265,7 @@ async def upload_audio(
     media_dir = Path(settings.var_dir) / "media"
     spooled = media_dir / "tmp" / f"{secrets.token_hex(12)}.upload"
     try:
-        if await asyncio.to_thread(_spool, file, spooled, limit) > limit:
+        if await media_intake.in_upload_thread(request.app, _spool, file, spooled, limit) > limit:
             raise Problem(413, "validation-error", f"tệp quá lớn (file too large: the limit is {limit} bytes)")
         check = partial(content.inspect_audio_file, max_bytes=limit, max_duration_s=settings.radio_max_audio_s)
         try:
@@ -281,7 +281,7 @@ async def upload_audio(
                     created_by=principal.username,
                 )  # fmt: skip
 
-        stored = await asyncio.to_thread(store)
+        stored = await media_intake.in_upload_thread(request.app, store)
     finally:
         spooled.unlink(missing_ok=True)  # moved into place, or refused
     return Audio(id=stored.id, sha256=stored.sha256, duration_s=stored.duration_s, sample_rate=stored.sample_rate,

@@ -202,7 +202,7 @@ async def send_report(
         )  # fmt: skip
 
     try:
-        return await asyncio.to_thread(run)
+        return await media_intake.in_upload_thread(request.app, run)
     except BaseException as exc:
         await asyncio.shield(media_intake.give_back(request, [*stored, *videos]))
         if isinstance(exc, psycopg.errors.UniqueViolation) and idempotency_key:
