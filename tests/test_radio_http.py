@@ -4,11 +4,13 @@ confirmation, the wall's status per commune, commune officers confined to their 
 from __future__ import annotations
 
 import io
+import os
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+import psutil
 import psycopg
 import pytest
 import soundfile
@@ -18,6 +20,7 @@ from staff import app_settings, token
 from ioc.district.bootstrap import load_district_into
 from ioc.http.app import create_app
 from ioc.radio import content
+from ioc.reports.media_pool import media_pool
 from ioc.settings import Settings
 
 CONFIG = Path(__file__).resolve().parent.parent / "config"
@@ -92,6 +95,28 @@ def test_invalid_audio_is_refused_with_its_reason_and_nothing_is_stored(
     assert response.json()["detail"].startswith("tệp âm thanh không hợp lệ")
     with psycopg.connect(seeded) as conn:
         assert conn.execute("SELECT count(*) FROM radio_audio").fetchone()[0] == before  # type: ignore[index]
+
+
+def test_recordings_are_decoded_in_the_media_pool_not_in_the_api_process(client: TestClient, seeded: str) -> None:
+    """The decoding runs in a worker process of the app's bounded media pool (the same pool as
+    photos, videos and speech), whether it accepts the recording or refuses it; the upload spooled
+    to disk for it is gone afterwards (moved into place, or deleted)."""
+    pool = media_pool(client.app)
+    headers = bearer(client, seeded)
+    before = pool.jobs["inspect_audio_file"]
+    accepted = upload(client, headers, audio(1.5 + secrets.randbelow(100) / 1000))
+    assert accepted.status_code == 201, accepted.text
+    assert pool.jobs["inspect_audio_file"] == before + 1
+    worker = pool.ran_in["inspect_audio_file"]
+    ours = {child.pid for child in psutil.Process().children(recursive=True)}
+    assert worker != os.getpid()
+    assert worker in ours or not psutil.pid_exists(worker)  # a worker is recycled after 25 jobs
+    refused = upload(client, headers, audio(2.0)[:30_000])
+    assert refused.status_code == 422 and "corrupt or truncated" in refused.json()["detail"]
+    assert refused.json()["errors"][0]["pointer"] == "#/file"
+    assert pool.jobs["inspect_audio_file"] == before + 2
+    spool = Path(client.app.state.ioc.settings.var_dir) / "media" / "tmp"
+    assert not list(spool.glob("*.upload"))
 
 
 def test_commune_officers_and_leaders_may_not_upload_or_broadcast(client: TestClient, seeded: str) -> None:

@@ -163,9 +163,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if link is not None:
                 link.stop()
             pool.close()
+            from ioc.http.media_intake import shutdown_upload_threads
             from ioc.reports.media_pool import shutdown_media_pool
 
             shutdown_media_pool(app)
+            shutdown_upload_threads(app)
 
     app = FastAPI(
         title="IOC – Trung tâm điều hành thông minh",

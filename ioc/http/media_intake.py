@@ -4,14 +4,25 @@ then moved into place; given back when the record is refused.
 Routes call :func:`prepare` (answers 400 naming the file, or 503 when the pool's queue is full),
 then :func:`keep` before storing the record that uses the files, and :func:`give_back` when that
 record is not stored (nothing half-stored: the files go unless another record holds them).
+
+The blocking parts of an upload (copying it to disk, the transaction that stores its record) run
+in :func:`in_upload_thread`: a few threads of their own, not the event loop's default executor.
+That executor has only ``CPUs + 4`` threads (6 on 2 cores) and every read route's database query
+runs there: 20 uploads at once, each holding a thread for a 3 MB copy or a transaction, queued
+``GET /api/alerts`` behind them (its p99 tripled under a photo flood). Bounding the uploads'
+threads also bounds the database connections they hold, so reads always find one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import secrets
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request
 from starlette.datastructures import UploadFile
@@ -30,6 +41,32 @@ from ioc.reports.media_pool import PHOTO_TIMEOUT_S, VIDEO_TIMEOUT_S, MediaBusy, 
 from ioc.reports.mediarefs import discard_parts, hold, place, release
 
 Stored = StoredPhoto | StoredVideo
+T = TypeVar("T")
+
+#: Threads for the blocking parts of uploads (see the module docstring); the media pool's workers
+#: set the pace (a few photos a second), so a few threads keep up.
+UPLOAD_THREADS = 4
+
+
+def _upload_executor(app: Any) -> ThreadPoolExecutor:
+    executor = getattr(app.state, "upload_executor", None)
+    if executor is None:
+        executor = ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="ioc-upload")
+        app.state.upload_executor = executor
+    return executor
+
+
+async def in_upload_thread(app: Any, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in one of the uploads' own threads (like ``asyncio.to_thread``: same context)."""
+    call = functools.partial(contextvars.copy_context().run, fn, *args)
+    return await asyncio.get_running_loop().run_in_executor(_upload_executor(app), call)
+
+
+def shutdown_upload_threads(app: Any) -> None:
+    executor = getattr(app.state, "upload_executor", None)
+    if executor is not None:
+        executor.shutdown(wait=False, cancel_futures=True)
+        app.state.upload_executor = None
 
 
 def media_root(request: Request) -> Path:
@@ -58,7 +95,7 @@ async def prepare(request: Request, data: bytes | UploadFile, what: str, *, vide
         if isinstance(data, UploadFile):
             limit = MAX_VIDEO_BYTES if video else MAX_BYTES
             spooled = media_root(request) / "tmp" / f"{secrets.token_hex(12)}.upload"
-            data = await asyncio.to_thread(_spool, data, spooled, limit)
+            data = await in_upload_thread(request.app, _spool, data, spooled, limit)
         if video:
             return await pool.run(prepare_video, data, media_root(request), timeout_s=VIDEO_TIMEOUT_S)
         return await pool.run(prepare_photo, data, media_root(request), timeout_s=PHOTO_TIMEOUT_S)
@@ -100,7 +137,7 @@ async def keep(request: Request, items: list[Stored]) -> None:
             place(item.parts, root)
             item.parts.clear()
 
-    await asyncio.to_thread(run)
+    await in_upload_thread(request.app, run)
 
 
 async def give_back(request: Request, items: list[Stored]) -> None:
@@ -115,7 +152,7 @@ async def give_back(request: Request, items: list[Stored]) -> None:
         with request.app.state.ioc.pool.connection() as conn, conn.transaction():
             release(conn, [key for item in items if not item.parts for key in item.keys], root)
 
-    await asyncio.to_thread(run)
+    await in_upload_thread(request.app, run)
 
 
 def discard_unkept(items: list[Any]) -> None:

@@ -116,6 +116,20 @@ def _check_wav_length(data: bytes) -> None:
         offset += 8 + size + (size & 1)
 
 
+def inspect_audio_file(path: Path, *, max_bytes: int, max_duration_s: float) -> AudioInfo:
+    """:func:`inspect_audio` of a file on disk; run in the media pool (:mod:`ioc.reports.media_pool`)
+    so that the decoding of an upload never runs in the API process."""
+    if path.stat().st_size > max_bytes:
+        raise AudioRefused(f"file too large: {path.stat().st_size} bytes, the limit is {max_bytes}")
+    return inspect_audio(path.read_bytes(), max_bytes=max_bytes, max_duration_s=max_duration_s)
+
+
+def speech_checked(text: str, *, max_bytes: int, max_duration_s: float) -> tuple[bytes, AudioInfo]:
+    """:func:`synthesize` and the check of what it made, in one media pool job."""
+    data = synthesize(text)
+    return data, inspect_audio(data, max_bytes=max_bytes, max_duration_s=max_duration_s)
+
+
 def store_audio(
     conn: psycopg.Connection,
     media_dir: Path,
@@ -130,13 +144,34 @@ def store_audio(
 ) -> StoredAudio:
     """Check ``data`` and store it (file first, then the row: a row never points at a missing file)."""
     info = inspect_audio(data, max_bytes=max_bytes, max_duration_s=max_duration_s)
+    return store_checked_audio(conn, media_dir, data, info, title=title, created_by=created_by, source=source,
+                               text=text)  # fmt: skip
+
+
+def store_checked_audio(
+    conn: psycopg.Connection,
+    media_dir: Path,
+    data: bytes | Path,
+    info: AudioInfo,
+    *,
+    title: str,
+    created_by: str | None,
+    source: str = "upload",
+    text: str | None = None,
+) -> StoredAudio:
+    """Store a recording :func:`inspect_audio` accepted as ``info``: ``data`` is its bytes, or a
+    file on the same file system as ``media_dir`` that is moved into place (an upload spooled to
+    disk: the API process never holds it). File first, then the row."""
     key = f"radio/{info.sha256}.{FORMATS[info.format]}"
     path = media_dir / key
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".part")
-        partial.write_bytes(data)
-        partial.replace(path)
+        if isinstance(data, Path):
+            data.replace(path)
+        else:
+            partial = path.with_suffix(".part")
+            partial.write_bytes(data)
+            partial.replace(path)
     row = conn.execute(
         """INSERT INTO radio_audio (sha256, title, format, subtype, duration_s, sample_rate, channels, bytes,
                                     storage_key, source, text, created_by)

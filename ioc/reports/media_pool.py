@@ -1,4 +1,4 @@
-"""Media work (photo and video checks, re-encoding, thumbnails) in a bounded pool of processes.
+"""Media work (photo, video and radio audio checks, re-encoding, thumbnails, speech) in a bounded pool of processes.
 
 Decoding a 40-megapixel PNG takes ~160 MB and re-encoding a 4K clip keeps a core busy for seconds.
 Done in the API process (threads), that memory stays with the process after the request (the
@@ -20,6 +20,7 @@ a fresh interpreter importing Pillow.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import multiprocessing
@@ -66,10 +67,11 @@ def _start_worker() -> None:
             libc.mallopt(M_MMAP_THRESHOLD, 1 << 20)
 
 
-def _run_job(fn: Callable[..., T], *args: Any) -> T:
-    """One job, then whatever the heap can give back is returned to the system."""
+def _run_job(fn: Callable[..., T], *args: Any) -> tuple[int, T]:
+    """One job (its result and the worker's pid), then whatever the heap can give back is returned
+    to the system."""
     try:
-        return fn(*args)
+        return os.getpid(), fn(*args)
     finally:
         libc = _libc()
         if libc is not None:
@@ -89,13 +91,17 @@ class MediaPool:
         self.queue = queue
         self.tasks_per_child = tasks_per_child
         self._pending = 0
+        #: Jobs a worker finished (with a result or an exception), by function name, and the pid of
+        #: the worker that last returned a result for each: where the work ran, for tests and logs.
+        self.jobs: collections.Counter[str] = collections.Counter()
+        self.ran_in: dict[str, int] = {}
         self._slots: asyncio.Semaphore | None = None
         self._executor: ProcessPoolExecutor | None = None
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["ioc.reports.media", "PIL.Image"])  # OpenCV: on a first video
+            context.set_forkserver_preload(["ioc.reports.media", "PIL.Image", "soundfile"])  # OpenCV: on a first video
             self._executor = ProcessPoolExecutor(
                 self.workers, mp_context=context, initializer=_start_worker, max_tasks_per_child=self.tasks_per_child
             )
@@ -122,14 +128,21 @@ class MediaPool:
         try:
             async with self._slots:  # the queue: a job is handed to the pool only when a worker is free
                 future = asyncio.get_running_loop().run_in_executor(self._pool(), _run_job, fn, *args)
+                name = getattr(getattr(fn, "func", fn), "__qualname__", repr(fn))  # a partial: its function
                 try:
-                    return await asyncio.wait_for(future, timeout_s)
+                    pid, result = await asyncio.wait_for(future, timeout_s)
                 except TimeoutError as exc:
                     self._kill()
                     raise MediaRefused(f"xử lý tệp quá {timeout_s:.0f} giây (processing took too long)") from exc
                 except BrokenProcessPool as exc:  # a worker died (killed above, or out of memory)
                     self._kill()
                     raise MediaBusy("a media worker stopped; try again") from exc
+                except Exception:  # the job's own refusal, raised in the worker
+                    self.jobs[name] += 1
+                    raise
+                self.jobs[name] += 1
+                self.ran_in[name] = pid
+                return result
         finally:
             self._pending -= 1
 

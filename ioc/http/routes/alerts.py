@@ -30,11 +30,12 @@ from ioc.auth.deps import check_action, current_principal, require_staff
 from ioc.auth.principal import Principal
 from ioc.clock import SystemClock
 from ioc.http.errors import Problem, problem_responses
+from ioc.http.forms import OffLoopFormRoute
 from ioc.http.state import AppState
 from ioc.http.units import UnitQuery
 from ioc.text import contains_pattern
 
-router = APIRouter(prefix="/api", tags=["alerts"])
+router = APIRouter(prefix="/api", tags=["alerts"], route_class=OffLoopFormRoute)
 
 ALERT_COLUMNS = (
     "id, kind, severity, title, description, unit_id, assigned_unit_id, lat, lon, area, evidence, source_refs,"

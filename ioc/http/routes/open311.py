@@ -21,13 +21,14 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 
 from ioc.auth.ratelimit import BucketPolicy, buckets_for
+from ioc.http.forms import OffLoopFormRoute
 from ioc.http.routes.reports import categories_of, unit_locator_of
 from ioc.http.state import AppState
 from ioc.reports import public
 from ioc.reports.service import Submission, submit
 from ioc.text import nfc
 
-router = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"])
+router = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"], route_class=OffLoopFormRoute)
 #: The GeoReport v2 service discovery document lives beside the versioned endpoint.
 discovery_router = APIRouter(prefix="/open311", tags=["Open311 GeoReport v2"])
 

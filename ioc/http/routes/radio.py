@@ -10,10 +10,13 @@ runs them in its thread pool, so the database calls do not block the event loop.
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, time
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import anyio.from_thread
 import psycopg
 from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
 from fastapi.responses import FileResponse
@@ -22,14 +25,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ioc.auth.deps import Caller, require_roles, require_unit_visible
 from ioc.auth.principal import Principal
 from ioc.clock import SystemClock
+from ioc.http import media_intake
 from ioc.http.errors import Problem, problem_responses
+from ioc.http.forms import OffLoopFormRoute
 from ioc.http.state import AppState
 from ioc.radio import broadcasts, commands, content, schedules, visibility
 from ioc.radio.broadcasts import RadioPolicy, TargetError
 from ioc.radio.sync import sync_clusters
+from ioc.reports.media import MediaRefused
+from ioc.reports.media_pool import MediaBusy, media_pool
 from ioc.text import nfc
 
-router = APIRouter(prefix="/api/radio", tags=["radio"])
+router = APIRouter(prefix="/api/radio", tags=["radio"], route_class=OffLoopFormRoute)
 OperatorCaller = Annotated[Principal, Depends(require_roles("operator", "admin"))]
 ConfirmCaller = Annotated[Principal, Depends(require_roles("operator", "leader", "admin"))]
 CLOCK = SystemClock()
@@ -210,28 +217,73 @@ class Audio(BaseModel):
     created: bool = Field(description="False when the same recording was already stored.")
 
 
+AUDIO_TIMEOUT_S = 120.0  # decoding a 30-minute MP3 takes a few seconds; a stuck decoder is killed
+SPEECH_TIMEOUT_S = 150.0
+
+
+def _audio_refused(detail: str, pointer: str = "#/file") -> Problem:
+    error = {"detail": detail, "location": "body", "pointer": pointer, "code": "audio_refused"}
+    return Problem(422, "validation-error", detail, errors=[error])
+
+
+async def _in_media_pool(request: Request, fn: Any, *args: Any, timeout_s: float, what: str, pointer: str) -> Any:
+    """``fn(*args)`` in the bounded media pool: 503 when its queue is full, 422 (saying ``what``,
+    naming the field at ``pointer``) when it runs past ``timeout_s``."""
+    try:
+        return await media_pool(request.app).run(fn, *args, timeout_s=timeout_s)
+    except MediaBusy as exc:
+        raise Problem(503, "media-busy", "đang xử lý nhiều tệp; thử lại sau ít giây (media processing is busy)",
+                      headers={"Retry-After": "10"}, retry_after_s=10) from exc  # fmt: skip
+    except MediaRefused as exc:
+        raise _audio_refused(f"{what} ({exc})", pointer) from None
+
+
+def _spool(upload: UploadFile, target: Path, limit: int) -> int:
+    """Copy the upload to ``target`` in 1 MB pieces, at most ``limit`` + 1 bytes; its size."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    upload.file.seek(0)
+    copied = 0
+    with target.open("wb") as out:
+        while copied <= limit and (chunk := upload.file.read(min(1 << 20, limit + 1 - copied))):
+            out.write(chunk)
+            copied += len(chunk)
+    return copied
+
+
 @router.post("/audio", status_code=201, response_model=Audio, summary="Upload a recording (WAV, MP3 or OGG)",
-             responses=problem_responses(400, 401, 403, 413, 422))  # fmt: skip
-def upload_audio(
+             responses=problem_responses(400, 401, 403, 413, 422, 503))  # fmt: skip
+async def upload_audio(
     request: Request,
     principal: OperatorCaller,
     file: Annotated[UploadFile, File(description="WAV, MP3 or OGG; checked by decoding it")],
     title: Annotated[str | None, Form(max_length=200)] = None,
 ) -> Audio:
+    """The upload goes to disk (never whole in the API's memory) and is decoded in the media pool
+    (never on the event loop nor in an API thread); once accepted the file is moved into place."""
     settings = _state(request).settings
-    data = file.file.read(settings.radio_max_audio_bytes + 1)
-    if len(data) > settings.radio_max_audio_bytes:
-        limit = settings.radio_max_audio_bytes
-        raise Problem(413, "validation-error", f"tệp quá lớn (file too large: the limit is {limit} bytes)")
+    limit = settings.radio_max_audio_bytes
+    media_dir = Path(settings.var_dir) / "media"
+    spooled = media_dir / "tmp" / f"{secrets.token_hex(12)}.upload"
     try:
-        with _conn(request) as conn:
-            stored = content.store_audio(
-                conn, Path(settings.var_dir) / "media", data, title=nfc(title or file.filename or "recording"),
-                created_by=principal.username, max_bytes=settings.radio_max_audio_bytes,
-                max_duration_s=settings.radio_max_audio_s,
-            )  # fmt: skip
-    except content.AudioRefused as exc:
-        raise Problem(422, "validation-error", f"tệp âm thanh không hợp lệ ({exc})") from None
+        if await media_intake.in_upload_thread(request.app, _spool, file, spooled, limit) > limit:
+            raise Problem(413, "validation-error", f"tệp quá lớn (file too large: the limit is {limit} bytes)")
+        check = partial(content.inspect_audio_file, max_bytes=limit, max_duration_s=settings.radio_max_audio_s)
+        try:
+            info = await _in_media_pool(request, check, spooled, timeout_s=AUDIO_TIMEOUT_S,
+                                        what="tệp âm thanh không hợp lệ", pointer="#/file")  # fmt: skip
+        except content.AudioRefused as exc:
+            raise _audio_refused(f"tệp âm thanh không hợp lệ ({exc})") from None
+
+        def store() -> content.StoredAudio:
+            with _conn(request) as conn:
+                return content.store_checked_audio(
+                    conn, media_dir, spooled, info, title=nfc(title or file.filename or "recording"),
+                    created_by=principal.username,
+                )  # fmt: skip
+
+        stored = await media_intake.in_upload_thread(request.app, store)
+    finally:
+        spooled.unlink(missing_ok=True)  # moved into place, or refused
     return Audio(id=stored.id, sha256=stored.sha256, duration_s=stored.duration_s, sample_rate=stored.sample_rate,
                  format=stored.format, created=stored.created)  # fmt: skip
 
@@ -243,46 +295,29 @@ class SpeechRequest(BaseModel):
 
 
 @router.post("/tts", status_code=201, response_model=Audio, summary="Vietnamese text-to-speech (espeak-ng)",
-             responses=problem_responses(401, 403, 422))  # fmt: skip
+             responses=problem_responses(401, 403, 422, 503))  # fmt: skip
 def text_to_speech(request: Request, principal: OperatorCaller, body: SpeechRequest) -> Audio:
     return _speech(request, principal, nfc(body.text), body.title)
 
 
-def _synthesize(request: Request, text: str) -> bytes:
-    """Speech is media work: it goes through the bounded media pool (queue and time limits), called
-    from this sync route's worker thread."""
-    from functools import partial
-
-    import anyio.from_thread
-
-    from ioc.reports.media import MediaRefused
-    from ioc.reports.media_pool import MediaBusy, media_pool
-
-    try:
-        return anyio.from_thread.run(partial(media_pool(request.app).run, content.synthesize, text, timeout_s=150))
-    except MediaBusy as exc:
-        raise Problem(503, "media-busy", "đang xử lý nhiều tệp; thử lại sau ít giây (media processing is busy)",
-                      headers={"Retry-After": "10"}, retry_after_s=10) from exc  # fmt: skip
-    except MediaRefused as exc:
-        raise Problem(422, "validation-error", f"không đọc được văn bản ({exc})") from exc
-
-
 def _speech(request: Request, principal: Principal, text: str, title: str | None) -> Audio:
+    """Speech and the check of what it made are media work: one job in the bounded media pool (queue
+    and time limits), called from this sync route's worker thread."""
     settings = _state(request).settings
+    job = partial(content.speech_checked, max_bytes=settings.radio_max_audio_bytes,
+                  max_duration_s=settings.radio_max_audio_s)  # fmt: skip
     try:
-        data = _synthesize(request, text)
-    except content.TtsUnavailable as exc:
-        raise Problem(422, "validation-error", f"không đọc được văn bản ({exc})") from None
-    try:
-        with _conn(request) as conn:
-            stored = content.store_audio(
-                conn, Path(settings.var_dir) / "media", data, title=nfc(title or text[:80]),
-                created_by=principal.username, max_bytes=settings.radio_max_audio_bytes,
-                max_duration_s=settings.radio_max_audio_s, source="tts", text=text,
-            )  # fmt: skip
-    except content.AudioRefused as exc:  # e.g. "." reads as a silence too short to broadcast
-        raise Problem(422, "validation-error", f"không đọc được văn bản ({exc})",
-                      errors=[{"detail": str(exc), "location": "body", "pointer": "#/text"}]) from None  # fmt: skip
+        data, info = anyio.from_thread.run(
+            partial(_in_media_pool, request, job, text, timeout_s=SPEECH_TIMEOUT_S, what="không đọc được văn bản",
+                    pointer="#/text")
+        )
+    except (content.TtsUnavailable, content.AudioRefused) as exc:  # e.g. "." reads as a silence too short
+        raise _audio_refused(f"không đọc được văn bản ({exc})", "#/text") from None
+    with _conn(request) as conn:
+        stored = content.store_checked_audio(
+            conn, Path(settings.var_dir) / "media", data, info, title=nfc(title or text[:80]),
+            created_by=principal.username, source="tts", text=text,
+        )  # fmt: skip
     return Audio(id=stored.id, sha256=stored.sha256, duration_s=stored.duration_s, sample_rate=stored.sample_rate,
                  format=stored.format, created=stored.created)  # fmt: skip
 

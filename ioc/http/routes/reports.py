@@ -18,13 +18,14 @@ from pydantic import BaseModel, Field
 from ioc.auth.ratelimit import BucketPolicy, buckets_for
 from ioc.http import media_intake
 from ioc.http.errors import Problem, problem_responses
+from ioc.http.forms import OffLoopFormRoute
 from ioc.http.guards import Refusal, bad_character
 from ioc.http.state import AppState
 from ioc.reports import codes, idempotency
 from ioc.reports.media import StoredPhoto, StoredVideo
 from ioc.reports.service import Category, Submission, UnknownCategory, public_view, submit
 
-router = APIRouter(prefix="/api/public", tags=["citizen reports"])
+router = APIRouter(prefix="/api/public", tags=["citizen reports"], route_class=OffLoopFormRoute)
 
 MAX_PHOTOS = 5
 LOOKUP_LIMIT = BucketPolicy(capacity=30, refill_per_s=0.5)
@@ -201,7 +202,7 @@ async def send_report(
         )  # fmt: skip
 
     try:
-        return await asyncio.to_thread(run)
+        return await media_intake.in_upload_thread(request.app, run)
     except BaseException as exc:
         await asyncio.shield(media_intake.give_back(request, [*stored, *videos]))
         if isinstance(exc, psycopg.errors.UniqueViolation) and idempotency_key:
