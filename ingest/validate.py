@@ -72,6 +72,8 @@ class Inbound:
     received_at: datetime
     received_mono: float
     user_properties: tuple[tuple[str, str], ...] = ()
+    #: An event or a status change: something an operator may be waiting to see (see ``Buffer``).
+    urgent: bool = False
 
 
 @dataclass(slots=True)

@@ -6,7 +6,8 @@ How one message flows (read top to bottom, it is the order things happen):
    (``$share/<group>/<root>/#``: N workers with the same group split the load) and appends it to a
    bounded :class:`Buffer`. Nothing is acknowledged yet.
 2. The writer loop (:meth:`Worker.run`, the calling thread) takes a batch (``batch_size`` messages
-   or ``batch_wait_s`` after the first one), validates every message
+   or ``batch_wait_s`` after the first one; at once, with whatever is queued, when an ``event`` or
+   ``status`` message is among them), validates every message
    (:class:`ingest.validate.Validator`), and writes rows, dead letters and presence changes in one
    transaction (:class:`ingest.writer.BatchWriter`).
 3. After the commit, and only then, it acknowledges the batch's messages (PUBACK) and publishes
@@ -78,6 +79,9 @@ from ioc.mqtt import BrokerAddress
 
 log = logging.getLogger("ingest.worker")
 
+# Messages that end the batch wait (Buffer): what an operator may be waiting to see on the wall.
+_URGENT_CHANNELS = (b"/event", b"/status")
+
 
 @dataclass
 class WorkerConfig:
@@ -136,13 +140,21 @@ class Buffer:
     """Messages received and not yet committed, at most ``capacity`` of them.
 
     ``put`` blocks the network thread when full: it stops reading from the socket and the broker
-    keeps the rest (normally the Receive Maximum already stops the broker before that)."""
+    keeps the rest (normally the Receive Maximum already stops the broker before that).
+
+    Why urgent messages end the wait: the batch window (``batch_wait_s``) buys throughput for
+    telemetry, but an alarm waited up to that long before its commit, about half of the 100 ms an
+    operator's wall has from a camera's event to the screen (docs/performance.md, "Fan-out"). An
+    urgent message (``Inbound.urgent``: events and status changes) is committed with whatever is
+    queued at that moment; under load the batches still fill, since messages queue during a commit.
+    """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self._items: deque[Inbound] = deque()
         self._cond = threading.Condition()
         self.want = 1  # the writer is waiting for this many messages
+        self._urgent = 0  # urgent messages among _items
 
     def __len__(self) -> int:
         return len(self._items)
@@ -153,7 +165,9 @@ class Buffer:
                 self._cond.wait(0.5)
             self._items.append(item)
             n = len(self._items)
-            if n == 1 or n >= self.want:
+            if item.urgent:
+                self._urgent += 1
+            if n == 1 or n >= self.want or item.urgent:
                 self._cond.notify_all()
 
     def take(self, max_items: int, max_wait_s: float, stop: threading.Event, idle_s: float = 0.2) -> list[Inbound]:
@@ -167,23 +181,25 @@ class Buffer:
                     return []
             deadline = items[0].received_mono + max_wait_s
             self.want = max_items
-            while len(items) < max_items and not stop.is_set():
+            while len(items) < max_items and not self._urgent and not stop.is_set():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 self._cond.wait(remaining)
             self.want = 1
-            n = min(max_items, len(items))
-            batch = [items.popleft() for _ in range(n)]
-            self._cond.notify_all()
-            return batch
+            return self._pop(max_items)
 
     def take_nowait(self, max_items: int) -> list[Inbound]:
         with self._cond:
-            n = min(max_items, len(self._items))
-            batch = [self._items.popleft() for _ in range(n)]
-            self._cond.notify_all()
-            return batch
+            return self._pop(max_items)
+
+    def _pop(self, max_items: int) -> list[Inbound]:
+        n = min(max_items, len(self._items))
+        batch = [self._items.popleft() for _ in range(n)]
+        if self._urgent:
+            self._urgent -= sum(1 for item in batch if item.urgent)
+        self._cond.notify_all()
+        return batch
 
 
 @dataclass
@@ -344,6 +360,7 @@ class Worker:
             self.clock.now(),
             time.monotonic(),
             props,
+            topic.endswith(_URGENT_CHANNELS),
         )
         self.buffer.put(inbound, self._stop)
 

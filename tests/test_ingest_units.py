@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import psycopg
@@ -78,6 +79,23 @@ def test_batch_is_released_by_size_or_by_time() -> None:
     started = time.monotonic()
     assert len(buffer.take(5, 0.1, stop)) == 1  # one message: released after batch_wait_s
     assert 0.05 <= time.monotonic() - started < 1.0
+
+
+def test_an_urgent_message_ends_the_batch_wait_and_the_rest_still_batches() -> None:
+    """An event (a camera's alarm) is committed with what is queued, not after the batch window."""
+    buffer = Buffer(capacity=100)
+    stop = threading.Event()
+    for i in range(3):
+        buffer.put(_inbound(i), stop)
+    threading.Timer(0.2, lambda: buffer.put(replace(_inbound(9), urgent=True), stop)).start()
+    started = time.monotonic()
+    batch = buffer.take(50, 10.0, stop)  # a 10 s window: only the urgent message can end it early
+    assert [m.mid for m in batch] == [0, 1, 2, 9]
+    assert 0.15 <= time.monotonic() - started < 2.0
+    buffer.put(_inbound(10), stop)
+    started = time.monotonic()
+    assert [m.mid for m in buffer.take(50, 0.3, stop)] == [10]  # telemetry alone waits out the window
+    assert time.monotonic() - started >= 0.25
 
 
 class _FakeClient:
