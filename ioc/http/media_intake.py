@@ -73,9 +73,10 @@ def media_root(request: Request) -> Path:
     return Path(request.app.state.ioc.settings.var_dir) / "media"
 
 
-def _spool(upload: UploadFile, target: Path, limit: int) -> Path:
-    """Copy the upload to ``target`` in 1 MB pieces, at most ``limit`` + 1 bytes: the API process
-    never holds a whole file; the worker reads it from disk."""
+def spool(upload: UploadFile, target: Path, limit: int) -> int:
+    """Copy the upload to ``target`` in 1 MB pieces, at most ``limit`` + 1 bytes (more than ``limit``
+    copied means too large); its size. The API process never holds a whole file; the media worker
+    reads it from disk."""
     target.parent.mkdir(parents=True, exist_ok=True)
     upload.file.seek(0)
     copied = 0
@@ -83,7 +84,7 @@ def _spool(upload: UploadFile, target: Path, limit: int) -> Path:
         while copied <= limit and (chunk := upload.file.read(min(1 << 20, limit + 1 - copied))):
             out.write(chunk)
             copied += len(chunk)
-    return target
+    return copied
 
 
 async def prepare(request: Request, data: bytes | UploadFile, what: str, *, video: bool = False) -> Stored:
@@ -95,7 +96,8 @@ async def prepare(request: Request, data: bytes | UploadFile, what: str, *, vide
         if isinstance(data, UploadFile):
             limit = MAX_VIDEO_BYTES if video else MAX_BYTES
             spooled = media_root(request) / "tmp" / f"{secrets.token_hex(12)}.upload"
-            data = await in_upload_thread(request.app, _spool, data, spooled, limit)
+            await in_upload_thread(request.app, spool, data, spooled, limit)
+            data = spooled
         if video:
             return await pool.run(prepare_video, data, media_root(request), timeout_s=VIDEO_TIMEOUT_S)
         return await pool.run(prepare_photo, data, media_root(request), timeout_s=PHOTO_TIMEOUT_S)

@@ -238,18 +238,6 @@ async def _in_media_pool(request: Request, fn: Any, *args: Any, timeout_s: float
         raise _audio_refused(f"{what} ({exc})", pointer) from None
 
 
-def _spool(upload: UploadFile, target: Path, limit: int) -> int:
-    """Copy the upload to ``target`` in 1 MB pieces, at most ``limit`` + 1 bytes; its size."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    upload.file.seek(0)
-    copied = 0
-    with target.open("wb") as out:
-        while copied <= limit and (chunk := upload.file.read(min(1 << 20, limit + 1 - copied))):
-            out.write(chunk)
-            copied += len(chunk)
-    return copied
-
-
 @router.post("/audio", status_code=201, response_model=Audio, summary="Upload a recording (WAV, MP3 or OGG)",
              responses=problem_responses(400, 401, 403, 413, 422, 503))  # fmt: skip
 async def upload_audio(
@@ -265,7 +253,7 @@ async def upload_audio(
     media_dir = Path(settings.var_dir) / "media"
     spooled = media_dir / "tmp" / f"{secrets.token_hex(12)}.upload"
     try:
-        if await media_intake.in_upload_thread(request.app, _spool, file, spooled, limit) > limit:
+        if await media_intake.in_upload_thread(request.app, media_intake.spool, file, spooled, limit) > limit:
             raise Problem(413, "validation-error", f"tệp quá lớn (file too large: the limit is {limit} bytes)")
         check = partial(content.inspect_audio_file, max_bytes=limit, max_duration_s=settings.radio_max_audio_s)
         try:
