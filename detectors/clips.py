@@ -19,7 +19,9 @@ Bounds, all per camera unless said otherwise:
 * writer queue: ``queue_size`` finished clips for all cameras; a clip that finds the queue full is
   dropped with a warning (the event and its snapshot still go out);
 * disk: a clip is at most 25 frames (about 1 MB at 640 px); after each write, the camera's clips older
-  than ``keep_days`` and the oldest beyond ``budget_bytes`` are deleted.
+  than ``keep_days`` and the oldest beyond ``budget_bytes`` are deleted; every camera's folder (those
+  no longer configured too) is swept the same way when the writer starts and then hourly, so a camera
+  with no new events does not keep old clips for ever.
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ log = logging.getLogger(__name__)
 CLIP_SUFFIX = "-clip.webm"
 FOURCC = "VP80"
 Box = tuple[tuple[float, float, float, float], str, int]  # box in the kept image's pixels, class, track id
+
+
+SWEEP_EVERY_S = 3600.0  # how often every camera's clips are checked against the retention
 
 
 def clip_ref_for(snapshot_ref: str) -> str:
@@ -175,7 +180,20 @@ class ClipRecorder:
     def _write_loop(self) -> None:
         with contextlib.suppress(AttributeError, OSError):  # Linux: this thread alone yields the CPU to the
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)  # frame loop (encoding is heavy)
-        while (clip := self._queue.get()) is not None:
+        self._sweep()
+        swept = time.monotonic()
+        while True:
+            try:
+                clip = self._queue.get(timeout=max(1.0, SWEEP_EVERY_S - (time.monotonic() - swept)))
+            except queue.Empty:
+                clip = False
+            if clip is None:
+                break
+            if time.monotonic() - swept >= SWEEP_EVERY_S:
+                self._sweep()
+                swept = time.monotonic()
+            if clip is False:
+                continue
             try:
                 written = write_clip(self.media_root, clip)
                 if written is not None:
@@ -186,6 +204,23 @@ class ClipRecorder:
                 prune(self.media_root / "evidence" / clip.camera_id, self.keep_days, self.budget_bytes)
             except Exception:  # noqa: BLE001 - one bad clip must not end the writer
                 log.exception("camera %s: evidence clip %s failed", clip.camera_id, clip.ref)
+
+
+    def _sweep(self) -> None:
+        """Retention over every camera's folder (see the module docstring)."""
+        root = self.media_root / "evidence"
+        try:
+            folders = [path for path in root.iterdir() if path.is_dir()]
+        except OSError:  # nothing stored yet
+            return
+        removed = 0
+        for folder in folders:
+            try:
+                removed += prune(folder, self.keep_days, self.budget_bytes)
+            except OSError:
+                log.exception("evidence clips: sweeping %s failed", folder)
+        if removed:
+            log.info("evidence clips: %d past their retention deleted", removed)
 
 
 def write_clip(media_root: Path, clip: PendingClip) -> WrittenClip | None:

@@ -130,3 +130,23 @@ def test_retention_removes_old_clips_and_keeps_the_budget(tmp_path: Path) -> Non
     assert prune(tmp_path / "evidence" / CAMERA, keep_days=30, budget_bytes=2000, now=now) == 2
     assert sorted(p.name[63] for p in folder.glob("*-clip.webm")) == ["2", "3"]  # the two newest
     assert (folder / f"{0:064x}.jpg").exists()
+
+
+def test_the_writer_sweeps_every_cameras_clips_when_it_starts(tmp_path: Path) -> None:
+    """A camera with no new events (or no longer configured) does not keep its clips past retention."""
+    now = time.time()
+    old, recent = (tmp_path / "evidence" / cam / "cd" for cam in ("cam-retired", "cam-quiet"))
+    for folder, age_days in ((old, 40), (recent, 2)):
+        folder.mkdir(parents=True)
+        path = folder / f"{age_days:064x}-clip.webm"
+        path.write_bytes(b"x" * 100)
+        os.utime(path, (now - age_days * 86400, now - age_days * 86400))
+    recorder = ClipRecorder(tmp_path, keep_days=30)
+    try:
+        deadline = time.monotonic() + 5
+        while list(old.glob("*-clip.webm")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list(old.glob("*-clip.webm")) == []
+        assert len(list(recent.glob("*-clip.webm"))) == 1
+    finally:
+        recorder.close()
