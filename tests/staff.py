@@ -18,6 +18,16 @@ def app_settings(database_url: str, mqtt_url: str, **overrides: object) -> Setti
     return Settings(_env_file=None, database_url=database_url, mqtt_url=mqtt_url, secret_key=SECRET, **overrides)  # type: ignore[call-arg]
 
 
+def district_app_settings(database_url: str, mqtt_url: str, var_dir: object, **overrides: object) -> Settings:
+    """Settings for the real app over a migrated database loaded with the sample district (no seed
+    passwords): what the module fixtures of the HTTP tests start from."""
+    from ioc.district.bootstrap import load_district_into
+
+    settings = app_settings(database_url, mqtt_url, var_dir=var_dir, **overrides)
+    load_district_into(database_url, settings, environ={})
+    return settings
+
+
 def add_unit(database_url: str, unit_id: str, parent: str | None = None) -> str:
     with psycopg.connect(database_url) as conn:
         conn.execute(

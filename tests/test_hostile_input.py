@@ -19,12 +19,11 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from staff import app_settings, token
+from staff import district_app_settings, token
 from test_cap import _cap
 
 from ioc.alerts.model import AlertDraft, Severity
 from ioc.alerts.store import raise_alerts
-from ioc.district.bootstrap import load_district_into
 from ioc.http.app import create_app
 
 
@@ -32,8 +31,7 @@ from ioc.http.app import create_app
 def api(database_factory: Callable[..., str], mqtt_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     url = database_factory(migrated=True)
     var = tmp_path_factory.mktemp("var")
-    settings = app_settings(url, mqtt_url, var_dir=var, public_submit_burst=1000, public_submit_per_min=6000)
-    load_district_into(url, settings, environ={})
+    settings = district_app_settings(url, mqtt_url, var, public_submit_burst=1000, public_submit_per_min=6000)
     now = datetime.now(UTC)
     with psycopg.connect(url) as conn:
         [alert] = raise_alerts(conn, [AlertDraft(kind="test.hostile", severity=Severity.MINOR, title="Thử", at=now,

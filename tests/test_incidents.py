@@ -16,12 +16,11 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from shapely.geometry import shape
-from staff import app_settings, token
+from staff import district_app_settings, token
 
 from ioc.alerts.lifecycle import act
 from ioc.alerts.model import AlertDraft, Severity
 from ioc.alerts.store import raise_alerts
-from ioc.district.bootstrap import load_district_into
 from ioc.district.loader import load_district
 from ioc.http.app import create_app
 from ioc.incidents.correlate import Signal, choose
@@ -44,8 +43,7 @@ def _inside(unit_id: str) -> tuple[float, float]:
 @pytest.fixture(scope="module")
 def app(database_factory: Callable[..., str], mqtt_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     url = database_factory(migrated=True)
-    settings = app_settings(url, mqtt_url, var_dir=tmp_path_factory.mktemp("var"), public_submit_burst=50)
-    load_district_into(url, settings, environ={})
+    settings = district_app_settings(url, mqtt_url, tmp_path_factory.mktemp("var"), public_submit_burst=50)
     with TestClient(create_app(settings)) as client:
         yield client, url
 

@@ -21,12 +21,11 @@ import pytest
 import requests
 from PIL import Image
 from served import ServedApp
-from staff import PASSWORD, app_settings
+from staff import PASSWORD, district_app_settings
 
 from ioc.alerts.model import AlertDraft, Severity
 from ioc.alerts.store import raise_alerts
 from ioc.auth import passwords, repository
-from ioc.district.bootstrap import load_district_into
 from ioc.http.app import create_app
 
 CAMERA = "cam-tra-kot-school-01"
@@ -36,8 +35,7 @@ CAMERA = "cam-tra-kot-school-01"
 def served(database_factory: Callable[..., str], mqtt_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     url = database_factory(migrated=True)
     var = tmp_path_factory.mktemp("var")
-    settings = app_settings(url, mqtt_url, var_dir=var, public_submit_burst=1000, public_submit_per_min=6000)
-    load_district_into(url, settings, environ={})
+    settings = district_app_settings(url, mqtt_url, var, public_submit_burst=1000, public_submit_per_min=6000)
     now = datetime.now(UTC)
     with psycopg.connect(url) as conn:
         repository.create_user(conn, username="media-op", display_name="media-op", role="operator", unit_id=None,

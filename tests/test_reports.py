@@ -15,9 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 from shapely.geometry import shape
-from staff import app_settings, token
+from staff import district_app_settings, token
 
-from ioc.district.bootstrap import load_district_into
 from ioc.district.loader import load_district
 from ioc.http.app import create_app
 from ioc.reports import codes
@@ -104,8 +103,7 @@ def test_bad_photos_are_refused_with_a_reason_and_nothing_is_stored(tmp_path: Pa
 @pytest.fixture(scope="module")
 def app(database_factory: Callable[..., str], mqtt_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     url = database_factory(migrated=True)
-    settings = app_settings(url, mqtt_url, var_dir=tmp_path_factory.mktemp("var"))
-    load_district_into(url, settings, environ={})
+    settings = district_app_settings(url, mqtt_url, tmp_path_factory.mktemp("var"))
     with TestClient(create_app(settings)) as client:
         yield client, url
 

@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from shapely.geometry import shape
-from staff import app_settings, token
+from staff import district_app_settings, token
 
-from ioc.district.bootstrap import load_district_into
 from ioc.district.loader import load_district
 from ioc.http.app import create_app
 
@@ -21,8 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def app(database_factory: Callable[..., str], mqtt_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     url = database_factory(migrated=True)
-    settings = app_settings(url, mqtt_url, var_dir=tmp_path_factory.mktemp("var"))
-    load_district_into(url, settings, environ={})
+    settings = district_app_settings(url, mqtt_url, tmp_path_factory.mktemp("var"))
     with TestClient(create_app(settings)) as client:
         yield client, url
 
