@@ -97,16 +97,20 @@ class RunningSystem:
         )  # fmt: skip
         log.close()
 
-    def stop(self, name: str) -> None:
-        proc = self.processes.pop(name, None)
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    def stop(self, *names: str) -> None:
+        """SIGTERM the named processes at once, then wait (one after another, the slow ones added up);
+        what has not stopped 15 s later is killed."""
+        running = {n: p for n in names if (p := self.processes.pop(n, None)) is not None and p.poll() is None}
+        for proc in running.values():
+            proc.terminate()
+        deadline = time.monotonic() + 15
+        for name, proc in running.items():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                print(f"{name} did not stop within 15 s of SIGTERM; killed", file=sys.stderr)
+                proc.kill()
+                proc.wait()
 
     def log_tail(self, name: str, chars: int = 3000) -> str:
         path = self.logs / f"{name}.log"
@@ -152,19 +156,7 @@ class RunningSystem:
             return conn.execute(sql, params).fetchall()
 
     def close(self) -> None:
-        """SIGTERM every process at once, then wait: one after another, the slow ones added up."""
-        running = {name: proc for name, proc in self.processes.items() if proc.poll() is None}
-        self.processes.clear()
-        for proc in running.values():
-            proc.terminate()
-        deadline = time.monotonic() + 15
-        for name, proc in running.items():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                print(f"{name} did not stop within 15 s of SIGTERM; killed", file=sys.stderr)
-                proc.kill()
-                proc.wait()
+        self.stop(*self.processes)
         if self._publisher is not None:
             self._publisher.loop_stop()
             self._publisher.disconnect()
